@@ -1,0 +1,140 @@
+"""Data sets: read a source, apply its exam rules, return ``list[Question]``.
+
+The data set card (``conf/dataset/<name>.yaml``, passed in as a plain dict) says
+where the files are, which reader understands them, and the exam rules:
+required blocks, points, pass criteria and per-question overrides.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from jmle_eval.datasets import fetch, text
+from jmle_eval.datasets.sources import READERS
+from jmle_eval.errors import UserError
+from jmle_eval.schema import Question
+
+LOADER_VERSION = "1"
+"""Bump when a reader changes what questions look like; it is part of the data set version."""
+
+_OVERRIDABLE = {"accepted_answers", "points", "all_credited", "correct_only", "choices", "stem", "select"}
+
+
+def source_of(card: Mapping[str, Any]) -> fetch.Source:
+    """Return the pinned upstream source described by a data set card."""
+    src = card["source"]
+    return fetch.Source(
+        name=card["name"],
+        repo=src["repo"],
+        commit=src["commit"],
+        files=dict(src["files"]),
+        base_url=src.get("base_url") or "https://raw.githubusercontent.com",
+    )
+
+
+def dataset_version(card: Mapping[str, Any]) -> str:
+    """Return a short hash of everything in the card that changes the questions or their key."""
+    payload = {
+        "loader": card["loader"],
+        "loader_version": LOADER_VERSION,
+        "commit": card["source"]["commit"],
+        "overrides": card.get("overrides") or {},
+    }
+    blob = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()
+    return f"{card['source']['commit'][:7]}-{hashlib.sha256(blob).hexdigest()[:8]}"
+
+
+def exam_rules(card: Mapping[str, Any], exam: int) -> Mapping[str, Any]:
+    """Return the card's rules for one exam (required blocks, points, pass criteria)."""
+    exams = card.get("exams") or {}
+    rules = exams.get(str(exam)) or exams.get(exam)
+    if rules is None:
+        raise UserError(
+            f"Data set '{card['name']}' has a question from exam {exam}, but conf/dataset/{card['name']}.yaml "
+            f"has no exams.'{exam}' entry. Add that exam's rules (required blocks, pass criteria)."
+        )
+    return rules
+
+
+def _points_by_rule(rules: Mapping[str, Any], block: str, number: int) -> int:
+    spec = rules.get("points")
+    if not spec:
+        raise UserError(
+            "The data set gives no per-question points and its card has no 'points' rule for "
+            f"block {block}; add exams.<exam>.points to the card."
+        )
+    for rule in spec.get("rules") or []:
+        if block in rule["blocks"] and rule["first"] <= number <= rule["last"]:
+            return int(rule["points"])
+    return int(spec["default"])
+
+
+def load(card: Mapping[str, Any], *, data_dir: str | Path = "data") -> list[Question]:
+    """Return the card's questions, filtered by its ``years`` and ``blocks``, in exam order."""
+    name = card.get("name")
+    reader = READERS.get(card.get("loader", ""))
+    if reader is None:
+        raise UserError(
+            f"Data set '{name}' names loader '{card.get('loader')}', which does not exist. "
+            f"Available loaders: {', '.join(sorted(READERS))}."
+        )
+    folder = fetch.resolve(
+        source_of(card),
+        path=card.get("path"),
+        cache_dir=data_dir,
+        verify=bool(card.get("verify", True)),
+        download=bool(card.get("download", True)),
+    )
+    overrides = {text.normalise_id(k): v for k, v in (card.get("overrides") or {}).items()}
+    questions = []
+    for row in reader(folder):
+        exam, block, number = text.split_id(row["id"])
+        rules = exam_rules(card, exam)
+        row.setdefault("points", None)
+        if row["points"] is None:
+            row["points"] = _points_by_rule(rules, block, number)
+        fix = overrides.pop(row["id"], None) or {}
+        unknown = set(fix) - _OVERRIDABLE
+        if unknown:
+            raise UserError(
+                f"conf/dataset/{name}.yaml overrides.{row['id']} has unknown field(s) {sorted(unknown)}; "
+                f"allowed: {sorted(_OVERRIDABLE)}."
+            )
+        for key, value in fix.items():
+            row[key] = [list(map(str, a)) for a in value] if key == "accepted_answers" else value
+        if fix:
+            row.setdefault("notes", []).append(f"card override: {sorted(fix)}")
+        row["choices"] = [tuple(c) for c in row.get("choices") or []]
+        try:
+            questions.append(
+                Question(
+                    dataset=name,
+                    exam=exam,
+                    year=int(rules["year"]),
+                    block=block,
+                    number=number,
+                    section="required" if block in rules["required_blocks"] else "general",
+                    **row,
+                )
+            )
+        except ValidationError as exc:
+            raise UserError(f"Data set '{name}', question {row['id']} is malformed: {exc}") from exc
+    if overrides:
+        raise UserError(f"conf/dataset/{name}.yaml has overrides for questions that do not exist: {sorted(overrides)}.")
+    years = set(card.get("years") or [])
+    blocks = {str(b).upper() for b in card.get("blocks") or []}
+    selected = [q for q in questions if (not years or q.year in years) and (not blocks or q.block in blocks)]
+    if not selected:
+        raise UserError(
+            f"Data set '{name}' has no questions for years={sorted(years) or 'all'} "
+            f"blocks={sorted(blocks) or 'all'}. Available years: {sorted({q.year for q in questions})}; "
+            f"blocks: {sorted({q.block for q in questions})}."
+        )
+    selected.sort(key=lambda q: (q.exam, q.block, q.number))
+    return selected

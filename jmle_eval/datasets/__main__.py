@@ -1,0 +1,145 @@
+"""Inspect a data set: ``python -m jmle_eval.datasets {stats|show|export} [overrides…]``.
+
+python -m jmle_eval.datasets stats dataset=igakuqa
+python -m jmle_eval.datasets show 120A-16                 # as the model sees it (image_mode=blind)
+python -m jmle_eval.datasets show 120A-16 image_mode=vision
+python -m jmle_eval.datasets export dataset=igakuqa out=data/export/igakuqa   # Hugging Face datasets (parquet)
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+
+from jmle_eval.cli import fail
+from jmle_eval.config import compose, load_questions
+from jmle_eval.errors import UserError
+from jmle_eval.schema import Question
+
+USAGE = __doc__ or ""
+
+
+def _table(title: str, counts: Counter, total: int) -> str:
+    rows = [f"{title}"] + [f"  {key!s:<12} {n:>5}  {100 * n / total:5.1f} %" for key, n in sorted(counts.items())]
+    return "\n".join(rows)
+
+
+def stats(questions: list[Question]) -> str:
+    """Return counts per exam, block, section, type, image need, points and serial groups."""
+    n = len(questions)
+    images = sum(len(q.images) for q in questions)
+    lines = [
+        f"{questions[0].dataset}: {n} questions, {sum(q.points for q in questions)} points, "
+        f"{sum(q.points == 0 for q in questions)} excluded (0 points), {images} image references "
+        f"({len({i for q in questions for i in q.images})} files)",
+        _table("exam (year)", Counter(f"{q.exam} ({q.year})" for q in questions), n),
+        _table("block", Counter(f"{q.exam}{q.block}" for q in questions), n),
+        _table("section", Counter(q.section for q in questions), n),
+        _table("type", Counter(q.type if q.type != "multi" else f"multi-{q.select}" for q in questions), n),
+        _table("image", Counter("requires image" if q.requires_image else "text only" for q in questions), n),
+        _table("points", Counter(q.points for q in questions), n),
+        f"serial (shared case): {sum(q.case_id is not None for q in questions)} questions in "
+        f"{len({q.case_id for q in questions if q.case_id})} groups",
+        f"alternate answers: {sum(len(q.accepted_answers) > 1 for q in questions)}; "
+        f"all credited: {sum(q.all_credited for q in questions)}; "
+        f"kinki labelled: {sum(bool(q.kinki) for q in questions)}; "
+        f"human accuracy known: {sum(q.human_accuracy is not None for q in questions)}",
+    ]
+    return "\n".join(lines)
+
+
+def show(question: Question, image_mode: str) -> str:
+    """Return one question as the model sees it, followed by its key and metadata."""
+    from jmle_eval.prompts import build_messages
+
+    mode = image_mode if image_mode in ("blind", "vision", "skip") else "blind"
+    messages = build_messages(question, "vision" if mode == "vision" else "blind")
+    user = messages[1]["content"]
+    text = user if isinstance(user, str) else user[0]["text"]
+    meta = [
+        f"--- system ---\n{messages[0]['content']}",
+        f"--- user ---\n{text}",
+        "--- key ---",
+        f"accepted: {' or '.join(','.join(a) for a in question.accepted_answers)}"
+        + ("  (all candidates credited)" if question.all_credited else ""),
+        f"exam {question.exam} ({question.year}), block {question.block}, number {question.number}, "
+        f"section {question.section}, type {question.type}, select {question.select}, points {question.points}",
+    ]
+    if question.images:
+        meta.append(f"images: {', '.join(question.images)}")
+    if question.kinki:
+        meta.append(f"kinki (unofficial): {','.join(question.kinki)}")
+    if question.human_accuracy is not None:
+        meta.append(f"human accuracy: {question.human_accuracy} %")
+    if question.category:
+        meta.append(f"category: {question.category}")
+    for note in question.notes:
+        meta.append(f"note: {note}")
+    return "\n".join(meta)
+
+
+def export(questions: list[Question], out: str) -> str:
+    """Write the normalised questions as a Hugging Face ``datasets`` folder; return its path."""
+    from datasets import Dataset
+
+    rows = [q.model_dump(mode="json") for q in questions]
+    for row in rows:  # Arrow needs one type per column: tuples → "letter\ttext" strings
+        row["choices"] = [f"{letter}\t{text}" for letter, text in row["choices"]]
+    Dataset.from_list(rows).save_to_disk(out)
+    return out
+
+
+def _card_for_exam(exam: str) -> str:
+    """Return the name of the data set card whose exams include ``exam`` (e.g. '120')."""
+    from omegaconf import OmegaConf
+
+    from jmle_eval.config import CONF_DIR
+
+    for path in sorted((CONF_DIR / "dataset").glob("*.yaml")):
+        if exam in (OmegaConf.load(path).get("exams") or {}):
+            return path.stem
+    raise UserError(f"No data set card in conf/dataset has exam {exam}; pass dataset=<name> explicitly.")
+
+
+def main(argv: list[str]) -> int:
+    """Run one inspection command; return the exit code."""
+    if not argv or argv[0] not in ("stats", "show", "export"):
+        print(USAGE, file=sys.stderr)
+        return 2
+    command, rest = argv[0], argv[1:]
+    target = None
+    if command == "show":
+        if not rest or "=" in rest[0]:
+            raise UserError("show needs a question id, e.g. `python -m jmle_eval.datasets show 120A-16`.")
+        target, rest = rest[0], rest[1:]
+    out = next((a.split("=", 1)[1] for a in rest if a.startswith("out=")), None)
+    rest = [a for a in rest if not a.startswith("out=")]
+    if target and not any(a.startswith("dataset=") for a in rest):
+        rest = [f"dataset={_card_for_exam(target.strip()[:3])}", *rest]
+    cfg = compose(rest)
+    questions = load_questions(cfg)
+    if command == "stats":
+        print(stats(questions))
+    elif command == "show":
+        from jmle_eval.datasets.text import normalise_id
+
+        try:
+            qid = normalise_id(target or "")
+        except ValueError as exc:
+            raise UserError(str(exc)) from exc
+        found = [q for q in questions if q.id == qid]
+        if not found:
+            raise UserError(f"No question {qid} in data set '{cfg.dataset.name}' (with its current filters).")
+        print(show(found[0], str(cfg.image_mode)))
+    else:
+        if not out:
+            raise UserError("export needs out=<folder>, e.g. out=data/export/igakuqa.")
+        print(f"wrote {export(questions, out)} ({len(questions)} questions)")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        raise SystemExit(main(sys.argv[1:]))
+    except UserError as exc:
+        fail(str(exc), exc.exit_code)

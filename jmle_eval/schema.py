@@ -1,0 +1,113 @@
+"""Shared record types of the pipeline: questions, predictions, scored items.
+
+Every stage reads and writes these, so this module is the one place where the
+on-disk formats are defined. Pydantic validates them at the edges (loaders,
+prediction files); inside the pipeline they are plain typed objects.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Section = Literal["required", "general"]
+"""必修 (required) or 一般・臨床 (general and clinical), as the exam defines them."""
+
+QuestionType = Literal["single", "multi", "numeric"]
+"""One letter, several letters (``select`` says how many), or a number."""
+
+Status = Literal["ok", "error"]
+
+
+class Question(BaseModel):
+    """One exam question, normalised across all sources."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(description="normalised id, e.g. '120A-1', '112B-30'")
+    dataset: str
+    exam: int = Field(ge=100, le=200, description="exam number, e.g. 120 (第120回)")
+    year: int
+    block: str = Field(pattern=r"^[A-I]$")
+    number: int = Field(ge=1)
+    section: Section
+    type: QuestionType
+    select: int = Field(ge=1, description="how many letters to choose (1 for numeric)")
+    stem: str
+    choices: list[tuple[str, str]] = Field(default_factory=list)
+    accepted_answers: list[list[str]] = Field(
+        min_length=1,
+        description="each inner list is one accepted answer: letters (sorted) or one number string",
+    )
+    all_credited: bool = Field(
+        default=False, description="every candidate gets the points (e.g. 116A71 in IgakuQA's grader)"
+    )
+    correct_only: bool = Field(
+        default=False,
+        description="正解者のみ採点: counts in the maximum only for candidates who answer it correctly",
+    )
+    points: int = Field(ge=0, description="0 = excluded from grading (採点除外)")
+    images: list[str] = Field(default_factory=list, description="image file paths")
+    requires_image: bool = False
+    case_id: str | None = Field(default=None, description="serial group id for questions sharing a case")
+    case_text: str | None = None
+    kinki: list[str] = Field(default_factory=list, description="prohibited choices (unofficial labels)")
+    human_accuracy: float | None = Field(default=None, description="examinee accuracy in %, where known")
+    category: str | None = None
+    notes: list[str] = Field(default_factory=list, description="data fixes applied by the loader")
+
+    @property
+    def gold(self) -> list[str]:
+        """The first accepted answer, for display."""
+        return self.accepted_answers[0]
+
+
+class Usage(BaseModel):
+    """Token usage of one answered question."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    reasoning_tokens: int = 0
+
+
+class Prediction(BaseModel):
+    """One prediction file: the model's reply to one question, or why there is none."""
+
+    model_config = ConfigDict(extra="allow")
+
+    question_id: str
+    status: Status
+    answer_text: str | None = None
+    reasoning_text: str | None = None
+    finish_reason: str | None = None
+    usage: Usage = Field(default_factory=Usage)
+    latency_s: float | None = None
+    attempts: int = 0
+    error: str | None = None
+    model: str | None = None
+    fingerprint: str
+    created_at: str | None = None
+
+
+class ScoredItem(BaseModel):
+    """One line of ``scored/<dataset>/<run>.jsonl``."""
+
+    question_id: str
+    exam: int
+    block: str
+    section: Section
+    type: QuestionType
+    requires_image: bool
+    points_possible: int
+    status: str = Field(description="ok | error | missing")
+    predicted: list[str] | None = Field(description="parsed answer; None = parse failure or no answer")
+    gold: list[list[str]]
+    correct: bool
+    points: int
+    parse_rule: str | None
+    strict: bool = Field(description="the required answer line was used exactly")
+    kinki_hits: list[str] = Field(default_factory=list)
+    finish_reason: str | None = None
+    completion_tokens: int = 0
+    reasoning_tokens: int = 0
