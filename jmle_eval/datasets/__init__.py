@@ -108,6 +108,8 @@ def load(card: Mapping[str, Any], *, data_dir: str | Path = "data") -> list[Ques
             )
         for key, value in fix.items():
             row[key] = [list(map(str, a)) for a in value] if key == "accepted_answers" else value
+        if "select" in fix and row["type"] != "numeric":
+            row["type"] = "multi" if int(fix["select"]) > 1 else "single"
         if fix:
             row.setdefault("notes", []).append(f"card override: {sorted(fix)}")
         row["choices"] = [tuple(c) for c in row.get("choices") or []]

@@ -114,6 +114,13 @@ def main(argv: list[str]) -> int:
         target, rest = rest[0], rest[1:]
     out = next((a.split("=", 1)[1] for a in rest if a.startswith("out=")), None)
     rest = [a for a in rest if not a.startswith("out=")]
+    if target:
+        from jmle_eval.datasets.text import normalise_id
+
+        try:
+            target = normalise_id(target)
+        except ValueError as exc:
+            raise UserError(str(exc)) from exc
     if target and not any(a.startswith("dataset=") for a in rest):
         rest = [f"dataset={_card_for_exam(target.strip()[:3])}", *rest]
     cfg = compose(rest)
@@ -121,15 +128,9 @@ def main(argv: list[str]) -> int:
     if command == "stats":
         print(stats(questions))
     elif command == "show":
-        from jmle_eval.datasets.text import normalise_id
-
-        try:
-            qid = normalise_id(target or "")
-        except ValueError as exc:
-            raise UserError(str(exc)) from exc
-        found = [q for q in questions if q.id == qid]
+        found = [q for q in questions if q.id == target]
         if not found:
-            raise UserError(f"No question {qid} in data set '{cfg.dataset.name}' (with its current filters).")
+            raise UserError(f"No question {target} in data set '{cfg.dataset.name}' (with its current filters).")
         print(show(found[0], str(cfg.image_mode)))
     else:
         if not out:
