@@ -58,7 +58,7 @@ DEFAULTS: dict[str, Any] = {
     "marker": "【回答】",
     "reasoning_field": "reasoning_content",  # or "reasoning", or "" for none
     "reasoning_text": "考え中…",
-    "fault": None,  # one of FAULTS, applied to the chosen (question, attempt)s
+    "fault": None,  # one of FAULTS (or a list of them: a mix), applied to the chosen (question, attempt)s
     "fault_rate": 0.0,  # share of questions that get the fault
     "fault_attempts": 1,  # how many first attempts of those questions fail (large = always)
     "faults": {},  # explicit: question id → fault name (always, every attempt)
@@ -101,7 +101,11 @@ class FakeServer:
             return None
         h = hashlib.sha256(f"{self.config['seed']}:{qid}".encode()).digest()
         share = int.from_bytes(h[:4], "big") / 2**32
-        return fault if share < float(self.config["fault_rate"]) else None
+        if share >= float(self.config["fault_rate"]):
+            return None
+        if isinstance(fault, list):  # a mix: each chosen question gets one of them, also from the hash
+            return fault[int.from_bytes(h[4:8], "big") % len(fault)] if fault else None
+        return fault
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
         """Answer one chat completion, or misbehave as configured."""
@@ -183,7 +187,10 @@ class FakeServer:
         return web.Response(text=data, content_type="application/json")
 
     async def models(self, request: web.Request) -> web.Response:
-        """List the served model."""
+        """List the served model (401 without the right key, when one is configured)."""
+        key = self.config["api_key"]
+        if key and request.headers.get("Authorization") != f"Bearer {key}":
+            return web.json_response({"error": {"message": "Incorrect API key provided"}}, status=401)
         return web.json_response({"object": "list", "data": [{"id": self.config["served_name"], "object": "model"}]})
 
     async def health(self, request: web.Request) -> web.Response:
