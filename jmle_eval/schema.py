@@ -91,7 +91,7 @@ class Prediction(BaseModel):
 
 
 class ScoredItem(BaseModel):
-    """One line of ``scored/<dataset>/<run>.jsonl``."""
+    """One line of ``scored/<dataset>/<run>.jsonl`` (every question of the data set, in exam order)."""
 
     question_id: str
     exam: int
@@ -99,15 +99,19 @@ class ScoredItem(BaseModel):
     section: Section
     type: QuestionType
     requires_image: bool
-    points_possible: int
-    status: str = Field(description="ok | error | missing")
+    points_possible: int = Field(description="the question's points; 0 = excluded from every denominator")
+    status: Literal["ok", "error", "missing", "not_asked"] = Field(
+        description="ok | error (a prediction file exists) | missing (no file yet) | not_asked (image_mode=skip)"
+    )
     predicted: list[str] | None = Field(description="parsed answer; None = parse failure or no answer")
     gold: list[list[str]]
     correct: bool
     points: int
-    parse_rule: str | None
+    parse_rule: str | None = Field(description="which parser rule read the answer (marker = the required line)")
     strict: bool = Field(description="the required answer line was used exactly")
     kinki_hits: list[str] = Field(default_factory=list)
     finish_reason: str | None = None
+    prompt_tokens: int = 0
     completion_tokens: int = 0
     reasoning_tokens: int = 0
+    error: str | None = Field(default=None, description="the prediction's error message (status error)")

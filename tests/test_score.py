@@ -1,0 +1,267 @@
+"""The score pipeline end to end: prediction folders → scored lines, summaries, leaderboards, plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from jmle_eval import scoring
+from jmle_eval.errors import UserError
+from jmle_eval.schema import ScoredItem
+from tests.score_fixtures import (
+    gold_text,
+    questions,
+    read_lines,
+    read_summary,
+    settings,
+    write_run,
+    wrong_text,
+)
+
+DS = "jmle2026"
+
+
+def _outputs(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for folder in ("scored", "leaderboard")
+        for p in sorted((root / folder).rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_perfect_run_scores_every_question_and_writes_every_output(tmp_path):
+    write_run(tmp_path / "predictions", DS, "perfect")
+    assert scoring.run(settings(tmp_path, plots=True)) == 0
+    lines = read_lines(tmp_path, DS, "perfect")
+    assert len(lines) == 400 and [ln["question_id"] for ln in lines][:2] == ["120A-1", "120A-2"]
+    for line in lines:
+        ScoredItem.model_validate(line)
+    assert all(ln["correct"] and ln["strict"] and ln["parse_rule"] == "marker" for ln in lines)
+    s = read_summary(tmp_path, DS, "perfect")
+    assert (s["score"]["points"], s["score"]["max"]) == (500, 500)
+    assert s["score_text_only"] == {"points": 382, "max": 382, "pct": 100.0}
+    exam = s["exams"]["120"]
+    assert (exam["required"]["points"], exam["general"]["points"]) == (200, 300)
+    assert exam["verdict"] == "unknown" and exam["stand_in"]["verdict"] == "pass"  # 120th criteria not published
+    assert s["accuracy"]["all"]["n"] == 400 and s["parse"]["strict_rate"] == 1.0
+    assert s["tokens"] == {
+        "prompt": 40000,
+        "completion": 8000,
+        "reasoning": 2000,
+        "total": 48000,
+        "completion_per_question": 20.0,
+    }
+    assert s["cost_usd"] is None  # no price: unknown, never 0
+    assert set(s["latency_s"]) == {"p50", "p90", "p99", "mean"}
+    board = tmp_path / "leaderboard"
+    for suffix in (".csv", ".json", ".md", ".exams.csv", ".exams.json", ".png", ".blocks.png", ".cost.png"):
+        assert (board / f"{DS}{suffix}").stat().st_size > 0, suffix
+    md = (board / f"{DS}.md").read_text(encoding="utf-8")
+    assert "## All questions" in md and "## Text-only questions" in md and "vs 119th criteria (stand-in)" in md
+
+
+def test_leaderboard_is_sorted_by_score_with_both_tables(tmp_path):
+    preds = tmp_path / "predictions"
+    write_run(preds, DS, "good", display_name="Good model")
+    write_run(preds, DS, "half", lambda q: gold_text(q) if q.number % 2 else wrong_text(q))
+    write_run(preds, DS, "text_only", image_mode="skip")
+    assert scoring.run(settings(tmp_path)) == 0
+    board = json.loads((tmp_path / "leaderboard" / f"{DS}.json").read_text(encoding="utf-8"))
+    assert [r["run"] for r in board["all"]] == ["good", "text_only", "half"]
+    assert board["all"][0]["model"] == "Good model" and board["all"][0]["points"] == 500
+    # a text-only (skip) run is partial overall but complete in the text-only table
+    skip = next(r for r in board["all"] if r["run"] == "text_only")
+    assert skip["verdict"] == "incomplete" and skip["points"] == 382 and skip["missing"] == 98
+    assert [r["run"] for r in board["text_only"]][:2] == ["good", "text_only"]
+    assert board["text_only"][1]["points"] == 382 and board["text_only"][1]["points_max"] == 382
+    csv_header = (tmp_path / "leaderboard" / f"{DS}.csv").read_text(encoding="utf-8").splitlines()[0].split(",")
+    for column in (
+        "model",
+        "settings",
+        "points",
+        "accuracy",
+        "accuracy_ci_low",
+        "required_pct",
+        "general_points",
+        "verdict",
+        "stand_in_verdict",
+        "parse_failures",
+        "errors",
+        "completion_tokens",
+        "cost_usd",
+    ):
+        assert column in csv_header
+
+
+def test_rescoring_gives_byte_identical_outputs(tmp_path):
+    preds = tmp_path / "predictions"
+    write_run(
+        preds, DS, "a", lambda q: gold_text(q) if q.number % 3 else wrong_text(q), price={"input": 1.0, "output": 2.0}
+    )
+    write_run(preds, DS, "b", lambda q: gold_text(q) if q.number % 4 else "わからない")
+    assert scoring.run(settings(tmp_path, plots=True)) == 0
+    first = _outputs(tmp_path)
+    assert scoring.run(settings(tmp_path, plots=True)) == 0
+    assert _outputs(tmp_path) == first
+    assert any(name.endswith(".png") for name in first)
+
+
+def test_errors_and_parse_failures_count_as_wrong_and_are_reported(tmp_path):
+    def answer(q):
+        if q.id == "120A-1":
+            return None  # status error
+        if q.id == "120A-2":
+            return "画像がないため回答できません。"
+        if q.id == "120A-3":
+            return "回答：" + gold_text(q).split("【回答】")[1]  # lenient only
+        return gold_text(q)
+
+    write_run(tmp_path / "predictions", DS, "mixed", answer)
+    scoring.run(settings(tmp_path))
+    lines = {ln["question_id"]: ln for ln in read_lines(tmp_path, DS, "mixed")}
+    assert lines["120A-1"]["status"] == "error" and not lines["120A-1"]["correct"]
+    assert lines["120A-1"]["error"] == "HTTP 500 after 4 attempts"
+    assert (
+        lines["120A-2"]["predicted"] is None
+        and lines["120A-2"]["parse_rule"] is None
+        and not lines["120A-2"]["correct"]
+    )
+    assert lines["120A-3"]["correct"] and lines["120A-3"]["parse_rule"] == "label" and not lines["120A-3"]["strict"]
+    s = read_summary(tmp_path, DS, "mixed")
+    assert s["errors"] == 1 and s["error_ids"] == ["120A-1"]
+    assert s["parse"]["failures"] == 1 and s["parse"]["failure_ids"] == ["120A-2"]
+    assert s["parse"]["strict"] == 397 and s["accuracy"]["all"] == {**s["accuracy"]["all"], "correct": 398, "n": 400}
+
+
+def test_missing_questions_leave_the_exam_incomplete(tmp_path):
+    write_run(tmp_path / "predictions", DS, "partial", only=lambda q: q.block != "F")
+    assert scoring.run(settings(tmp_path)) == 0
+    s = read_summary(tmp_path, DS, "partial")
+    assert s["questions"]["missing"] == 75 and s["exams"]["120"]["verdict"] == "incomplete"
+    assert s["accuracy"]["all"]["n"] == 325 and s["score"]["points"] == 425
+    assert sum(ln["status"] == "missing" for ln in read_lines(tmp_path, DS, "partial")) == 75
+
+
+def test_cost_comes_from_predictions_or_prices_and_is_null_when_unknown(tmp_path):
+    preds = tmp_path / "predictions"
+    write_run(preds, DS, "priced", price={"input": 2.0, "output": 10.0, "source": "test"})
+    folder = write_run(preds, DS, "recorded")
+    for path in folder.glob("120*.json"):
+        record = json.loads(path.read_text(encoding="utf-8"))
+        path.write_text(json.dumps({**record, "cost_usd": 0.01}), encoding="utf-8")
+    write_run(preds, DS, "free")
+    scoring.run(settings(tmp_path))
+    assert read_summary(tmp_path, DS, "priced")["cost_usd"] == pytest.approx((40000 * 2 + 8000 * 10) / 1e6)
+    assert read_summary(tmp_path, DS, "priced")["cost_source"] == "price"
+    assert read_summary(tmp_path, DS, "recorded")["cost_usd"] == pytest.approx(4.0)
+    assert read_summary(tmp_path, DS, "free")["cost_usd"] is None
+
+
+def test_corrupt_and_foreign_files_are_skipped_and_the_rest_is_scored(tmp_path):
+    preds = tmp_path / "predictions"
+    good = write_run(preds, DS, "good")
+    damaged = write_run(preds, DS, "damaged")
+    (damaged / "120A-1.json").write_text('{"question_id": "120A-1", "stat', encoding="utf-8")  # torn write
+    (damaged / "120A-2.json").write_text('{"question_id": "120A-3", "status": "ok"}', encoding="utf-8")
+    other = json.loads((damaged / "120A-4.json").read_text(encoding="utf-8"))
+    (damaged / "120A-4.json").write_text(json.dumps({**other, "fingerprint": "other"}), encoding="utf-8")
+    (damaged / "120A-6.json").write_text(
+        json.dumps({**other, "question_id": "120A-6", "answer_text": 3}), encoding="utf-8"
+    )
+    (damaged / "notes.txt").write_text("mine", encoding="utf-8")
+    (damaged / "999Z-1.json").write_text("{}", encoding="utf-8")
+    (damaged / ".120A-5.json.1234.tmp").write_text("{", encoding="utf-8")  # a killed writer: ignored
+    (damaged / "server.log").write_text("log", encoding="utf-8")
+    (damaged / "logs").mkdir()
+    (preds / DS / "no_run_json").mkdir()
+    (preds / DS / "bad_run_json").mkdir()
+    (preds / DS / "bad_run_json" / "run.json").write_text("{", encoding="utf-8")
+    (preds / "unknown_dataset" / "run").mkdir(parents=True)
+    (preds / "stray.json").write_text("{}", encoding="utf-8")
+    skipped = scoring.Skipped()
+    found = scoring.discover(preds, None, skipped)
+    assert list(found) == [DS]
+    assert scoring.run(settings(tmp_path)) == scoring.EXIT_SKIPPED
+    assert read_summary(tmp_path, DS, "good")["score"]["points"] == 500
+    s = read_summary(tmp_path, DS, "damaged")
+    assert s["questions"]["missing"] == 4
+    assert [f.split(":")[0] for f in s["skipped_files"]] == [
+        "120A-1.json",
+        "120A-2.json",
+        "120A-4.json",
+        "120A-6.json",
+        "999Z-1.json",
+        "notes.txt",
+    ]
+    assert not (tmp_path / "scored" / DS / "no_run_json.summary.json").exists()
+    assert good.is_dir()
+
+
+def test_runs_filter_scores_only_the_named_runs(tmp_path):
+    preds = tmp_path / "predictions"
+    write_run(preds, DS, "a")
+    write_run(preds, DS, "b", wrong_text)
+    assert scoring.run(settings(tmp_path, runs=["b"])) == 0
+    assert not (tmp_path / "scored" / DS / "a.jsonl").exists()
+    board = json.loads((tmp_path / "leaderboard" / f"{DS}.json").read_text(encoding="utf-8"))
+    assert [r["run"] for r in board["all"]] == ["b"]
+    with pytest.raises(UserError, match="No run folder named nope"):
+        scoring.run(settings(tmp_path, runs=["nope"]))
+    with pytest.raises(UserError, match="no predictions for data set 'igakuqa'"):
+        scoring.run(settings(tmp_path, dataset={"name": "igakuqa"}))
+    with pytest.raises(UserError, match="nothing to score"):
+        scoring.run(settings(tmp_path / "empty"))
+    with pytest.raises(UserError, match="bootstrap.samples must be a positive"):
+        scoring.run(settings(tmp_path, bootstrap={"samples": 0}))
+
+
+def test_prediction_records_with_wrong_types_are_rejected():
+    from jmle_eval.runs import record_problem
+
+    good = {"question_id": "120A-1", "status": "ok", "answer_text": "【回答】a", "usage": {"prompt_tokens": 3}}
+    assert record_problem(good, "120A-1") is None
+    assert "does not match" in record_problem(good, "120A-2")
+    assert "status" in record_problem({**good, "status": "done"}, "120A-1")
+    assert "answer_text" in record_problem({**good, "answer_text": ["a"]}, "120A-1")
+    assert "usage" in record_problem({**good, "usage": {"prompt_tokens": "3"}}, "120A-1")
+    assert "latency_s" in record_problem({**good, "latency_s": "1s"}, "120A-1")
+    assert record_problem([good], "120A-1") == "not a JSON object"
+
+
+def test_compare_writes_a_paired_comparison(tmp_path, capsys):
+    preds = tmp_path / "predictions"
+    write_run(preds, DS, "a")
+    write_run(preds, DS, "b", lambda q: gold_text(q) if q.block != "A" else wrong_text(q))
+    scoring.run(settings(tmp_path, compare=["a", "b"]))
+    result = json.loads((tmp_path / "leaderboard" / f"{DS}.compare.a__b.json").read_text(encoding="utf-8"))
+    assert result["n"] == 400 and result["only_a_correct"] == 75 and result["only_b_correct"] == 0
+    assert result["difference"] == pytest.approx(75 / 400) and result["ci_low"] > 0
+    assert result["mcnemar_p"] < 1e-6
+    assert "McNemar" in capsys.readouterr().out
+    with pytest.raises(UserError, match="two different run names"):
+        scoring.run(settings(tmp_path, compare=["a", "a"]))
+    with pytest.raises(UserError, match="were not both scored"):
+        scoring.run(settings(tmp_path, compare=["a", "zzz"]))
+
+
+def test_outputs_hold_no_absolute_paths_or_timestamps(tmp_path):
+    write_run(tmp_path / "predictions", DS, "run")
+    scoring.run(settings(tmp_path))
+    for name, data in _outputs(tmp_path).items():
+        if name.endswith(".png"):
+            continue
+        text = data.decode("utf-8")
+        assert str(tmp_path) not in text and "/work/" not in text, name
+        assert "2026-01-01T00:00:00" not in text, name
+
+
+def test_image_mode_vision_and_blind_expect_every_question(tmp_path):
+    write_run(tmp_path / "predictions", DS, "v", image_mode="vision", only=lambda q: not q.requires_image)
+    scoring.run(settings(tmp_path))
+    s = read_summary(tmp_path, DS, "v")
+    assert (
+        s["questions"]["missing"] == sum(q.requires_image for q in questions(DS)) and s["questions"]["not_asked"] == 0
+    )
