@@ -54,7 +54,7 @@ def _overall_verdict(summary: Mapping[str, Any]) -> str:
 def score_bars(dataset: str, card: Mapping[str, Any], ranked: Sequence[Mapping[str, Any]]) -> bytes:
     """Return a horizontal bar chart of score % with 95 % CI whiskers and the general-section pass line(s)."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.38 * max(len(ranked), 1)))
+    fig, ax = plt.subplots(figsize=(8, 1.6 + 0.38 * max(len(ranked), 1)), layout="constrained")
     labels = [_label(s) for s in ranked][::-1]
     values = [s["score"]["pct"] or 0.0 for s in ranked][::-1]
     cis = [s["score"]["pct_ci95"] for s in ranked][::-1]
@@ -82,7 +82,7 @@ def score_bars(dataset: str, card: Mapping[str, Any], ranked: Sequence[Mapping[s
     ax.set_xlabel("score (% of points), 95% bootstrap CI")
     colours_note = "green pass, red fail, grey unknown/incomplete" + (", verdicts vs stand-in criteria" if note else "")
     ax.set_title(f"{dataset}: score ({colours_note})", fontsize=10)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, fontsize=8, frameon=False)
+    fig.legend(loc="outside lower center", ncol=2, fontsize=8, frameon=False)
     data = _png(fig)
     plt.close(fig)
     return data
@@ -132,6 +132,7 @@ def cost_scatter(dataset: str, ranked: Sequence[Mapping[str, Any]]) -> bytes:
         ax.text(0.5, 0.5, "no run has token usage recorded", ha="center", va="center", transform=ax.transAxes)
     ax.set_xlabel("completion tokens per question (incl. reasoning)")
     ax.set_ylabel("accuracy %")
+    ax.set_ylim(0, 100)
     ax.set_title(f"{dataset}: accuracy vs tokens", fontsize=10)
     data = _png(fig)
     plt.close(fig)

@@ -214,9 +214,10 @@ def run(settings: Mapping[str, Any]) -> int:
         for r in scored:
             write_run(r, paths["scored"])
         if scored:
-            leaderboard.write(
-                name, card, [r.summary for r in scored], paths["leaderboard"], plots=bool(settings.get("plots"))
-            )
+            summaries = [r.summary for r in scored]
+            if runs is not None:  # a partial re-score keeps the other runs on the leaderboard
+                summaries += _other_summaries(paths, name, {r.name for r in scored})
+            leaderboard.write(name, card, summaries, paths["leaderboard"], plots=bool(settings.get("plots")))
             results[name] = scored
     if compare:
         compare_runs(results, compare, bootstrap, paths["leaderboard"])
@@ -232,6 +233,20 @@ def run(settings: Mapping[str, Any]) -> int:
         )
         return EXIT_SKIPPED
     return 0
+
+
+def _other_summaries(paths: Mapping[str, Path], dataset: str, exclude: set[str]) -> list[dict[str, Any]]:
+    """Return the existing summaries of the data set's other runs whose prediction folder still exists."""
+    out = []
+    for path in sorted((paths["scored"] / dataset).glob("*.summary.json")):
+        name = path.name.removesuffix(".summary.json")
+        if name in exclude or not (paths["predictions"] / dataset / name / "run.json").is_file():
+            continue
+        try:
+            out.append(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, json.JSONDecodeError):
+            continue  # an unreadable old summary: that run is re-scored by a plain `python score.py`
+    return out
 
 
 def _report(datasets: list[str], paths: dict[str, str], runs: list[str] | None) -> None:

@@ -197,7 +197,7 @@ def test_shard_job_outside_an_array_or_past_the_shard_count_is_refused(job_runne
 def test_ray_job_joins_every_gpu_before_serving_across_nodes(job_runner):
     job = job_runner(
         "ray_multinode.sh",
-        "model=qwen3_5_397b_a17b",
+        "model=qwen3_5_397b",
         "provider=vllm",
         "run.limit=2",
         SLURM_JOB_NODELIST="gpu[1-2]",

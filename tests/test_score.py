@@ -200,6 +200,18 @@ def test_corrupt_and_foreign_files_are_skipped_and_the_rest_is_scored(tmp_path):
     assert good.is_dir()
 
 
+def test_rescoring_some_runs_keeps_the_others_on_the_leaderboard(tmp_path):
+    preds = tmp_path / "predictions"
+    write_run(preds, DS, "a")
+    write_run(preds, DS, "b", wrong_text)
+    assert scoring.run(settings(tmp_path)) == 0
+    board_path = tmp_path / "leaderboard" / f"{DS}.json"
+    before = board_path.read_bytes()
+    assert scoring.run(settings(tmp_path, runs=["b"])) == 0
+    assert board_path.read_bytes() == before
+    assert [r["run"] for r in json.loads(before)["all"]] == ["a", "b"]
+
+
 def test_runs_filter_scores_only_the_named_runs(tmp_path):
     preds = tmp_path / "predictions"
     write_run(preds, DS, "a")

@@ -119,7 +119,7 @@ SELF_HOSTED = [m for m in MODELS if compose([f"model={m}"]).model.get("serve")]
 
 
 def test_there_are_self_hosted_models():
-    assert {"smollm2_135m", "qwen3_32b", "qwen3_32b_nothink", "gpt_oss_120b", "qwen3_5_397b_a17b"} <= set(SELF_HOSTED)
+    assert {"smollm2_135m", "qwen3_32b", "qwen3_32b_nothink", "gpt_oss_120b", "qwen3_5_397b"} <= set(SELF_HOSTED)
 
 
 @pytest.mark.parametrize("model", SELF_HOSTED)
