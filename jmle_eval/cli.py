@@ -81,6 +81,15 @@ def fail(message: str, code: int = 2) -> None:
     raise SystemExit(code)
 
 
+def run_module(main: Callable[[list[str]], int]) -> None:
+    """Run a module command's ``main(argv)`` and exit with its code; a UserError becomes one clear paragraph."""
+    try:
+        code = main(sys.argv[1:])
+    except UserError as exc:
+        fail(str(exc), exc.exit_code)
+    raise SystemExit(code)
+
+
 def _remove_hydra_output(stop_at: str | None) -> None:
     """Delete this invocation's Hydra output folder and any parents it left empty."""
     try:

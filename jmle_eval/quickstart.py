@@ -84,11 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         f"  leaderboard {board}.md  ({board}.csv, {board}.json)\n"
         f"  plots       {board}.png  ({board}.blocks.png, {board}.cost.png)"
     )
-    if cfg.model.name == "smollm2_135m":
-        print(
-            "Note: the bundled SmolLM2-135M answers near chance. It is here to exercise the whole pipeline on any "
-            "machine, not to measure anything; see the README for real models."
-        )
+    if cfg.model.get("notice"):
+        print(f"Note: {cfg.model.notice}")
     return code
 
 

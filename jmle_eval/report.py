@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -182,9 +181,6 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    from jmle_eval.cli import fail
+    from jmle_eval.cli import run_module
 
-    try:
-        raise SystemExit(main(sys.argv[1:]))
-    except UserError as exc:
-        fail(str(exc), exc.exit_code)
+    run_module(main)

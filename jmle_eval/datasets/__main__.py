@@ -11,7 +11,6 @@ from __future__ import annotations
 import sys
 from collections import Counter
 
-from jmle_eval.cli import fail
 from jmle_eval.config import compose, load_questions
 from jmle_eval.errors import UserError
 from jmle_eval.schema import Question
@@ -140,7 +139,6 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        raise SystemExit(main(sys.argv[1:]))
-    except UserError as exc:
-        fail(str(exc), exc.exit_code)
+    from jmle_eval.cli import run_module
+
+    run_module(main)
