@@ -101,9 +101,11 @@ def _remove_hydra_output(stop_at: str | None) -> None:
     if not out.exists() or out.resolve() == Path.cwd().resolve():
         return
     shutil.rmtree(out, ignore_errors=True)
-    stop = Path(stop_at).resolve() if stop_at else Path.cwd().resolve()
+    cwd = Path.cwd().resolve()
+    stop = Path(stop_at).resolve() if stop_at else cwd
     parent = out.parent.resolve()
-    while parent != stop and stop in parent.parents:
+    # up to and including the output root (a refused first run leaves no empty predictions/), never the cwd
+    while parent != cwd and (parent == stop or stop in parent.parents):
         try:
             parent.rmdir()  # only succeeds when empty
         except OSError:

@@ -325,7 +325,8 @@ class ChatClient:
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
-            return min(retry_after, self.backoff_max_s) + random.uniform(0, 0.1 * max(retry_after, 0.1))
+            wait = min(retry_after, self.backoff_max_s)  # a server asking for minutes gets backoff_max_s
+            return wait + random.uniform(0, 0.1 * max(wait, 0.1))
         ceiling = min(self.backoff_max_s, self.backoff_s * 2 ** (attempt - 1))
         return random.uniform(ceiling / 2, ceiling)  # equal jitter: spread retries, keep a floor
 
@@ -356,7 +357,7 @@ class ChatClient:
                         parsed.attempts = attempt
                         parsed.http_status = status
                         return parsed
-                    error = parsed
+                    error = self._clean(parsed)  # a proxy page may quote the request headers
                 else:
                     message = self._clean(_error_message(content))
                     if status in FATAL_STATUSES:

@@ -3,9 +3,10 @@
 It answers ``POST /v1/chat/completions`` after a fixed latency, lists one model
 at ``/v1/models``, answers ``/health``, and can be told to misbehave the way
 real servers do: 429 with or without ``Retry-After``, 5xx, hangs, malformed or
-truncated bodies, dropped connections, empty ``choices``, ``content: null``,
-reasoning in ``reasoning_content`` or ``reasoning``, ``finish_reason: length``,
-hard 4xx errors.
+truncated bodies, a body that stalls half-way, dropped connections, empty
+``choices``, ``content: null``, reasoning in ``reasoning_content`` or
+``reasoning``, ``finish_reason: length``, hard 4xx errors, and error pages
+that quote the request's headers (``echo_headers``), as some proxies do.
 
 Faults are chosen per (question, attempt) from a seeded hash, so a run is
 reproducible: ``fault_rate`` of the questions fail their first
@@ -41,6 +42,7 @@ FAULTS = (
     "reset",  # drop the connection without a response
     "malformed",  # 200 with a body that is not JSON
     "truncated",  # 200 with JSON cut in half
+    "stall",  # 200, headers and half the body sent, then a sleep of hang_s before the rest
     "empty-choices",
     "null-content",
     "length",  # finish_reason=length, reasoning only (a model outcome, not a fault)
@@ -63,11 +65,18 @@ DEFAULTS: dict[str, Any] = {
     "fault_attempts": 1,  # how many first attempts of those questions fail (large = always)
     "faults": {},  # explicit: question id → fault name (always, every attempt)
     "retry_after": 1,  # seconds, for 429/503
-    "hang_s": 3600.0,
+    "hang_s": 3600.0,  # how long "hang" and "stall" sleep
+    "echo_headers": False,  # error bodies (HTTP errors, 401 for a wrong key, "malformed") quote the request headers
     "seed": 0,
     "api_key": None,  # if set, requests without "Bearer <api_key>" get 401
     "usage": {"prompt_tokens": 100, "completion_tokens": 20, "reasoning_tokens": 5},
 }
+
+
+def _quoted_headers(request: web.Request) -> str:
+    """Return the request's headers as an error page quotes them, Authorization first."""
+    headers = sorted(request.headers.items(), key=lambda kv: kv[0].lower() != "authorization")
+    return " (request headers: " + "; ".join(f"{k}: {v}" for k, v in headers) + ")"
 
 
 class FakeServer:
@@ -120,7 +129,7 @@ class FakeServer:
         cfg = self.config
         if cfg["api_key"] and request.headers.get("Authorization") != f"Bearer {cfg['api_key']}":
             self.statuses["401"] += 1
-            return web.json_response({"error": {"message": "Incorrect API key provided"}}, status=401)
+            return self._unauthorised(request)
         raw = await request.read()
         try:
             body = json.loads(raw)
@@ -137,16 +146,17 @@ class FakeServer:
         if cfg["latency"]:
             await asyncio.sleep(float(cfg["latency"]))
         self.statuses[fault or "ok"] += 1
+        echo = _quoted_headers(request) if cfg["echo_headers"] else ""
         if fault in ("429", "503"):
             return web.json_response(
-                {"error": {"message": "slow down"}},
+                {"error": {"message": f"slow down{echo}"}},
                 status=int(fault),
                 headers={"Retry-After": str(cfg["retry_after"])},
             )
         if fault == "429-no-retry-after":
-            return web.json_response({"error": {"message": "rate limited"}}, status=429)
+            return web.json_response({"error": {"message": f"rate limited{echo}"}}, status=429)
         if fault in ("500", "502", "400", "401", "404"):
-            return web.json_response({"error": {"message": f"injected {fault}"}}, status=int(fault))
+            return web.json_response({"error": {"message": f"injected {fault}{echo}"}}, status=int(fault))
         if fault == "hang":
             await asyncio.sleep(float(cfg["hang_s"]))
         if fault == "reset":
@@ -154,7 +164,7 @@ class FakeServer:
             request.transport.close()
             return web.Response(status=200)
         if fault == "malformed":
-            return web.Response(text="<html>bad gateway</html>", content_type="application/json")
+            return web.Response(text=f"<html>bad gateway{echo}</html>", content_type="application/json")
         answer = cfg["answers"].get(qid, cfg["answer"])
         content: str | None = f"考察…\n{cfg['marker']}{answer}"
         finish = "stop"
@@ -184,13 +194,30 @@ class FakeServer:
         data = json.dumps(payload, ensure_ascii=False)
         if fault == "truncated":
             data = data[: len(data) // 2]
+        if fault == "stall":
+            return await self._stall(request, data.encode())
         return web.Response(text=data, content_type="application/json")
+
+    async def _stall(self, request: web.Request, data: bytes) -> web.StreamResponse:
+        """Send the headers and half the body, sleep ``hang_s``, then send the rest."""
+        response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+        response.content_length = len(data)
+        await response.prepare(request)
+        await response.write(data[: len(data) // 2])
+        await asyncio.sleep(float(self.config["hang_s"]))
+        await response.write(data[len(data) // 2 :])
+        await response.write_eof()
+        return response
+
+    def _unauthorised(self, request: web.Request) -> web.Response:
+        echo = _quoted_headers(request) if self.config["echo_headers"] else ""
+        return web.json_response({"error": {"message": f"Incorrect API key provided{echo}"}}, status=401)
 
     async def models(self, request: web.Request) -> web.Response:
         """List the served model (401 without the right key, when one is configured)."""
         key = self.config["api_key"]
         if key and request.headers.get("Authorization") != f"Bearer {key}":
-            return web.json_response({"error": {"message": "Incorrect API key provided"}}, status=401)
+            return self._unauthorised(request)
         return web.json_response({"object": "list", "data": [{"id": self.config["served_name"], "object": "model"}]})
 
     async def health(self, request: web.Request) -> web.Response:

@@ -202,8 +202,9 @@ def api_key(provider: Mapping[str, Any]) -> tuple[str, list[str]]:
 
 def _settings(cfg: Mapping[str, Any]) -> dict[str, Any]:
     provider, model, run = cfg["provider"], cfg["model"], cfg["run"]
-    concurrency = model.get("max_concurrency") or provider.get("max_concurrency")
-    name = "model.max_concurrency" if model.get("max_concurrency") else "provider.max_concurrency"
+    own = model.get("max_concurrency") is not None  # 0 is a setting to refuse, not "unset"
+    concurrency = model["max_concurrency"] if own else provider.get("max_concurrency")
+    name = "model.max_concurrency" if own else "provider.max_concurrency"
     out = {
         "max_concurrency": _whole(concurrency, name, 1, "it is how many requests are in flight at once"),
         "max_rejected": _whole(run.get("max_rejected", 3), "run.max_rejected", 1, "questions refused before stopping"),

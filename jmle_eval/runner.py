@@ -188,7 +188,7 @@ async def _session(job: Plan, base_url: str) -> Outcome:
     created = False
     try:
         try:
-            served = await client.models(float(job.provider.get("connect_timeout_s") or 30))
+            served = await client.models(float(job.provider.get("connect_timeout_s", 30)))
         except ConnectionError as exc:
             raise UserError(
                 f"Cannot reach the model server at {client.base_url} ({exc}). Start the server or fix "
