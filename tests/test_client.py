@@ -134,13 +134,30 @@ def test_adaptive_limit_halves_once_per_epoch_and_grows_back():
         blocked = [asyncio.ensure_future(limit.acquire()) for _ in range(6)]
         await asyncio.sleep(0)
         assert limit.in_flight == 4 and sum(t.done() for t in blocked) == 4
-        for _ in range(4):  # a round of successes at limit 4 allows one more in flight
-            limit.succeeded()
+        limit.succeeded()  # below the maximum: one more in flight per limit // 8 successes
         await asyncio.sleep(0)
         assert limit.limit == 5 and limit.in_flight == 5
         for task in blocked:
             task.cancel()
         await asyncio.gather(*blocked, return_exceptions=True)
+
+    asyncio.run(run())
+
+
+def test_occasional_429s_leave_the_limit_alone():
+    async def run() -> None:
+        limit = AdaptiveLimit(256)
+        for i in range(2000):  # 1 % of replies rate limited, spread out: not sustained
+            epoch = await limit.acquire()
+            limit.rate_limited(epoch) if i % 100 == 0 else limit.succeeded()
+            limit.release()
+        assert (limit.limit, limit.cuts) == (256, 0)
+        for _ in range(30):  # a hard cap: every other reply a 429
+            epoch = await limit.acquire()
+            limit.rate_limited(epoch)
+            limit.succeeded()
+            limit.release()
+        assert limit.cuts >= 1 and limit.limit <= 128
 
     asyncio.run(run())
 
