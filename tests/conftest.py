@@ -20,9 +20,10 @@ from jmle_eval.fakeserver import FakeServer, serve
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
-# Tests never download: the loaders read the read-only copies unless CI says otherwise.
-os.environ.setdefault("JMLE_EVAL_DATA_DIR", str(SHARED / "datasets"))
-DATA_DIR = Path(os.environ["JMLE_EVAL_DATA_DIR"])
+# Tests never download: the loaders read the read-only copies unless CI says otherwise. A relative
+# path (as in README's test command) is made absolute, since some tests run commands in other folders.
+DATA_DIR = Path(os.environ.get("JMLE_EVAL_DATA_DIR") or SHARED / "datasets").resolve()
+os.environ["JMLE_EVAL_DATA_DIR"] = str(DATA_DIR)
 REFERENCE_RESULTS = SHARED / "reference_results"
 
 
