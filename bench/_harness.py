@@ -370,6 +370,16 @@ def save(bench: str, record: dict[str, Any]) -> Path:
     return path
 
 
+def finish(bench: str, record: dict[str, Any], problems: Sequence[str], dirs: Sequence[Path], keep: bool) -> int:
+    """Save the raw record, clean up (unless ``keep``), print every missed target; return the exit code."""
+    print(f"raw measurements: {save(bench, {**record, 'problems': list(problems)})}")
+    if not keep:
+        remove_later(dirs)
+    for problem in problems:
+        print(f"MISSED: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
 def verdict(ok: bool) -> str:
     """Return the table cell for a target check."""
     return "pass" if ok else "**FAIL**"

@@ -281,12 +281,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"  {r['scenario']}, {r['client']} #{r['repeat']}: in-flight limit cut {count} times, lowest {lowest}"
             )
     print(f"disk before/after: {' / '.join(f'{ms:.2f}' for ms in record['disk_ms_per_file'])} ms per fsynced file")
-    print(f"raw measurements: {h.save(BENCH, record)}")
-    if not args.keep:
-        h.remove_later(dirs)
-    for miss in failed:
-        print(f"MISSED: {miss}", file=sys.stderr)
-    return 1 if failed else 0
+    return h.finish(BENCH, record, failed, dirs, args.keep)
 
 
 if __name__ == "__main__":

@@ -107,14 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         "n": args.n,
         "overrides": args.overrides,
         "runs": runs,
-        "problems": problems,
     }
-    print(f"raw measurements: {h.save(BENCH, record)}")
-    if not args.keep:
-        h.remove_later(dirs)
-    for problem in problems:
-        print(f"FAILED: {problem}", file=sys.stderr)
-    return 1 if problems else 0
+    return h.finish(BENCH, record, problems, dirs, args.keep)
 
 
 if __name__ == "__main__":

@@ -165,9 +165,8 @@ def _exam_columns(exam: Mapping[str, Any], prefix: str) -> dict[str, Any]:
     return row
 
 
-def row_all(summary: Mapping[str, Any]) -> dict[str, Any]:
-    """Return the summary's row of the all-questions leaderboard (flat, CSV-ready)."""
-    acc, score, usage = summary["accuracy"]["all"], summary["score"], summary["tokens"] or {}
+def _base_row(summary: Mapping[str, Any], acc: Mapping[str, Any], score: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the columns both leaderboards share: who, points, score (and its CI where known), accuracy + CI."""
     row: dict[str, Any] = {
         "run": summary["run"],
         "model": summary["model"].get("display_name") or summary["run"],
@@ -175,14 +174,18 @@ def row_all(summary: Mapping[str, Any]) -> dict[str, Any]:
         "points": score["points"],
         "points_max": score["max"],
         "score_pct": score["pct"],
-        "score_ci_low": (score["pct_ci95"] or [None, None])[0],
-        "score_ci_high": (score["pct_ci95"] or [None, None])[1],
-        "correct": acc["correct"],
-        "answered": acc["n"],
-        "accuracy": acc["accuracy"],
-        "accuracy_ci_low": (acc["ci95"] or [None, None])[0],
-        "accuracy_ci_high": (acc["ci95"] or [None, None])[1],
     }
+    if "pct_ci95" in score:
+        row["score_ci_low"], row["score_ci_high"] = score["pct_ci95"] or (None, None)
+    row.update(correct=acc["correct"], answered=acc["n"], accuracy=acc["accuracy"])
+    row["accuracy_ci_low"], row["accuracy_ci_high"] = acc["ci95"] or (None, None)
+    return row
+
+
+def row_all(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the summary's row of the all-questions leaderboard (flat, CSV-ready)."""
+    usage = summary["tokens"] or {}
+    row = _base_row(summary, summary["accuracy"]["all"], summary["score"])
     exams = summary["exams"]
     for name, exam in exams.items():
         row.update(_exam_columns(exam, "" if len(exams) == 1 else f"{name}_"))
@@ -200,22 +203,9 @@ def row_all(summary: Mapping[str, Any]) -> dict[str, Any]:
 
 def row_text_only(summary: Mapping[str, Any]) -> dict[str, Any]:
     """Return the summary's row of the text-only leaderboard."""
-    acc, score = summary["accuracy"]["text_only"], summary["score_text_only"]
-    return {
-        "run": summary["run"],
-        "model": summary["model"].get("display_name") or summary["run"],
-        "settings": settings_label(summary),
-        "points": score["points"],
-        "points_max": score["max"],
-        "score_pct": score["pct"],
-        "correct": acc["correct"],
-        "answered": acc["n"],
-        "accuracy": acc["accuracy"],
-        "accuracy_ci_low": (acc["ci95"] or [None, None])[0],
-        "accuracy_ci_high": (acc["ci95"] or [None, None])[1],
-        "parse_failures": summary["parse"]["failures"],
-        "errors": summary["errors"],
-    }
+    row = _base_row(summary, summary["accuracy"]["text_only"], summary["score_text_only"])
+    row.update(parse_failures=summary["parse"]["failures"], errors=summary["errors"])
+    return row
 
 
 def exam_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
