@@ -238,3 +238,24 @@ def test_progress_bar_mode_runs_and_summary_counts_this_call(fake_server, tmp_pa
     line = runner.summary_line(job.run_name, job.selected, store.totals(job.run_dir), out, job.run_dir)
     assert line.startswith("smollm2_135m: answered 4, errors 0 (4 selected) | this call asked 4: 4 ok, 0 errors")
     assert "tokens 400 in, 80 out (20 reasoning)" in line and "cost n/a" in line
+
+
+EXPERIMENTS = sorted(Path(p).stem for p in glob.glob(str(CONF_DIR / "experiment" / "*.yaml")))
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_leaderboard_experiment_composes_with_its_published_settings(experiment):
+    cfg = to_plain(compose([f"+experiment={experiment}"]))
+    assert cfg["dataset"]["name"] == "jmle2026" and cfg["run"]["name"].startswith(cfg["model"]["name"])
+    body = plan.request_template(cfg["model"], cfg["provider"])
+    assert body["model"] and None not in body.values()
+    # the experiment's image mode is what image_mode=auto would choose, so plain runs land in the same folder
+    assert (cfg["image_mode"] == "vision") == bool(cfg["model"]["vision"])
+
+
+def test_experiments_cover_the_leaderboard_with_distinct_run_names():
+    names = [to_plain(compose([f"+experiment={e}"]))["run"]["name"] for e in EXPERIMENTS]
+    assert len(EXPERIMENTS) >= 19 and len(set(names)) == len(names)
+    effort = to_plain(compose(["+experiment=jmle2026_gpt_oss_120b_high"]))
+    assert (effort["model"]["reasoning_effort"], effort["provider"]["max_concurrency"]) == ("high", 32)
+    assert effort["run"]["name"] == "gpt_oss_120b-effort_high"
