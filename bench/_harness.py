@@ -370,6 +370,13 @@ def save(bench: str, record: dict[str, Any]) -> Path:
     return path
 
 
+def announce_machine() -> dict[str, Any]:
+    """Print the one-line machine description every benchmark starts with; return the full record."""
+    info = machine()
+    print(f"{info['cpu']}, {info['cores']} cores, {info['ram_gib']} GiB, Python {info['python']}, {info['date_utc']}")
+    return info
+
+
 def finish(bench: str, record: dict[str, Any], problems: Sequence[str], dirs: Sequence[Path], keep: bool) -> int:
     """Save the raw record, clean up (unless ``keep``), print every missed target; return the exit code."""
     print(f"raw measurements: {save(bench, {**record, 'problems': list(problems)})}")

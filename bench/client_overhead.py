@@ -213,8 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     clients = [c for c in args.clients.split(",") if c in CLIENTS and (not args.quick or c in QUICK_CLIENTS)]
     picked = {int(i) for i in args.scenarios.split(",") if i}
     scenarios = [sc for i, sc in enumerate(SCENARIOS, 1) if not picked or i in picked]
-    info = h.machine()
-    print(f"{info['cpu']}, {info['cores']} cores, {info['ram_gib']} GiB, Python {info['python']}, {info['date_utc']}")
+    info = h.announce_machine()
     probe_ms, probe_dir = h.disk_probe(BENCH)
     dirs: list[Path] = [probe_dir]
     print(f"disk: {probe_ms:.2f} ms per fsynced small file (create, write, fsync, rename)")

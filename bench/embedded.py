@@ -35,8 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("overrides", nargs="*", help="extra predict.py overrides, e.g. 'server.extra_args=[--n_threads,2]'")
     args = p.parse_args(argv)
     repeats = 1 if args.quick else args.repeats
-    info = h.machine()
-    print(f"{info['cpu']}, {info['cores']} cores, {info['ram_gib']} GiB, Python {info['python']}, {info['date_utc']}")
+    info = h.announce_machine()
 
     startup, loop, qps, whole, cpu, rss, others = (h.Series() for _ in range(7))
     dirs, problems, runs = [], [], []

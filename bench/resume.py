@@ -52,8 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep", action="store_true", help="keep the run folder under bench/out/")
     args = p.parse_args(argv)
     repeats = 2 if args.quick else args.repeats
-    info = h.machine()
-    print(f"{info['cpu']}, {info['cores']} cores, {info['ram_gib']} GiB, Python {info['python']}, {info['date_utc']}")
+    info = h.announce_machine()
 
     work = h.fresh_dir(BENCH, "run")
     with h.fake_server(latency=0.0, served_name=SERVED, workdir=work) as server:

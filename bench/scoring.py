@@ -122,8 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep", action="store_true", help="keep the folders under bench/out/")
     args = p.parse_args(argv)
     repeats = 1 if args.quick else args.repeats
-    info = h.machine()
-    print(f"{info['cpu']}, {info['cores']} cores, {info['ram_gib']} GiB, Python {info['python']}, {info['date_utc']}")
+    info = h.announce_machine()
 
     h.use_offline_data()
     from jmle_eval.config import compose, load_questions
