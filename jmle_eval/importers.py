@@ -62,6 +62,11 @@ def _load_json(path: Path, what: str) -> Any:
         raise UserError(f"{what}: {path} cannot be read as JSON ({exc}). Pass an unmodified result file.") from exc
 
 
+def _text_or_none(value: Any) -> str | None:
+    """Return ``value`` as text for a prediction record's text field (a number becomes its digits)."""
+    return None if value is None else value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
 def _fingerprint(payload: Any) -> str:
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()
     return "import-" + hashlib.sha256(blob).hexdigest()[:16]
@@ -142,16 +147,16 @@ def import_jmle2026_bench(spec: Any, predictions_dir: Path, parse_mode: str | No
                 {
                     "question_id": qid,
                     "status": "error" if failed else "ok",
-                    "answer_text": r.get("raw_response"),
-                    "reasoning_text": r.get("reasoning"),
+                    "answer_text": _text_or_none(r.get("raw_response")),
+                    "reasoning_text": _text_or_none(r.get("reasoning")),
                     "finish_reason": None,
                     "usage": {"prompt_tokens": 0, "completion_tokens": 0, "reasoning_tokens": 0},
                     "latency_s": None,
                     "attempts": 1,
                     "error": str(r["error"]) if failed else None,
-                    "model": meta.get("model"),
+                    "model": _text_or_none(meta.get("model")),
                     "fingerprint": fingerprint,
-                    "created_at": meta.get("timestamp"),
+                    "created_at": _text_or_none(meta.get("timestamp")),
                     "source": path.name,
                 }
             )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 Section = Literal["required", "general"]
 """必修 (required) or 一般・臨床 (general and clinical), as the exam defines them."""
@@ -64,30 +64,58 @@ class Question(BaseModel):
 
 
 class Usage(BaseModel):
-    """Token usage of one answered question."""
+    """Token usage of one answered question: whole, non-negative counts (booleans and text refused)."""
 
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    reasoning_tokens: int = 0
+    model_config = ConfigDict(strict=True)
+
+    prompt_tokens: int = Field(default=0, ge=0)
+    completion_tokens: int = Field(default=0, ge=0)
+    reasoning_tokens: int = Field(default=0, ge=0)
 
 
 class Prediction(BaseModel):
-    """One prediction file: the model's reply to one question, or why there is none."""
+    """One prediction file: the model's reply to one question, or why there is none.
 
-    model_config = ConfigDict(extra="allow")
+    The one definition of a valid prediction file: predict validates every record
+    before writing it, resume asks again any question whose file fails it, and
+    score skips (and reports) such files, so the stages never disagree. Strict: a
+    count is a whole number, a time or cost a finite non-negative number, a text a
+    string; unknown keys are kept (importers add their own).
+    """
 
-    question_id: str
+    model_config = ConfigDict(extra="allow", strict=True, allow_inf_nan=False)
+
+    question_id: str = Field(min_length=1)
     status: Status
     answer_text: str | None = None
     reasoning_text: str | None = None
     finish_reason: str | None = None
-    usage: Usage = Field(default_factory=Usage)
-    latency_s: float | None = None
-    attempts: int = 0
+    usage: Usage | None = Field(default_factory=Usage)
+    latency_s: float | None = Field(default=None, ge=0)
+    attempts: int = Field(default=0, ge=0)
     error: str | None = None
     model: str | None = None
-    fingerprint: str
+    fingerprint: str | None = None
     created_at: str | None = None
+    cost_usd: float | None = Field(default=None, ge=0)
+    text_repaired: list[str] = Field(
+        default_factory=list, description="fields whose text the server sent with invalid characters (replaced)"
+    )
+
+
+def prediction_problem(record: object, question_id: str | None = None) -> str | None:
+    """Return why ``record`` is not a valid prediction file (of ``question_id``, if given), or None when it is."""
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    try:
+        Prediction.model_validate(record)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "record"
+        return f"{where}: {first['msg']} (got {first.get('input')!r:.60})"
+    if question_id is not None and record["question_id"] != question_id:
+        return f"question_id {record['question_id']!r} does not match the file name"
+    return None
 
 
 class ScoredItem(BaseModel):

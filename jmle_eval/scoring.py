@@ -26,7 +26,16 @@ from jmle_eval.config import CONF_DIR
 from jmle_eval.errors import UserError
 from jmle_eval.grade import Key, compile_keys, grade
 from jmle_eval.parse import parse
-from jmle_eval.runs import Skipped, discover, dump_json, read_predictions, read_run_info, select_runs, write_atomic
+from jmle_eval.runs import (
+    Skipped,
+    check_predictions_dir,
+    discover,
+    dump_json,
+    read_predictions,
+    read_run_info,
+    select_runs,
+    write_atomic,
+)
 
 EXIT_SKIPPED = 3
 DEFAULT_MARKER = "【回答】"
@@ -153,7 +162,11 @@ def score_run(
         return None
     before = len(skipped.entries)
     by_id = {k.question_id: k for k in keys}
-    predictions = read_predictions(run_dir, by_id, info.get("fingerprint"), skipped)
+    try:
+        predictions = read_predictions(run_dir, by_id, info.get("fingerprint"), skipped)
+    except OSError as exc:  # the folder itself cannot be listed (permissions, a network share gone)
+        skipped.add(run_dir, f"cannot be listed ({exc.strerror or exc})")
+        return None
     bad_files = sorted(f"{Path(p).name}: {why}" for p, why in skipped.entries[before:])
     items, tally = score_predictions(keys, info, predictions)
     summary = run_summary(run_dir.name, dataset, info, keys, items, tally, card, bootstrap, bad_files, version)
@@ -201,6 +214,7 @@ def run(settings: Mapping[str, Any]) -> int:
         raise UserError(f"compare needs two different run names, e.g. compare='[run_a,run_b]'; got {compare}.")
     bootstrap = _bootstrap(settings.get("bootstrap") or {})
     skipped = Skipped()
+    check_predictions_dir(paths["predictions"])  # before an import tries to write into it
     imported = importers.run_imports(settings.get("import") or {}, paths["predictions"])
     # An import scores the data sets it wrote to (every run there), unless dataset= says otherwise.
     datasets = {selected["name"]} if selected else {d for d, _ in imported} or None

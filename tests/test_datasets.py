@@ -12,7 +12,7 @@ from jmle_eval import datasets
 from jmle_eval.datasets import text
 from jmle_eval.errors import UserError
 from jmle_eval.schema import Question
-from tests.conftest import REPO, run_python
+from tests.conftest import DATA_DIR, REPO, run_python
 
 
 def card(name: str, **changes: object) -> dict:
@@ -172,3 +172,46 @@ def test_export_writes_a_hugging_face_dataset(tmp_path):
     assert proc.returncode == 0, proc.stderr
     ds = load_from_disk(str(out))
     assert len(ds) == 400 and ds[0]["id"] == "119A-1"
+
+
+def _break_line(rows: str, line: str) -> str:
+    """Return JSON lines with the 11th replaced by ``line`` (valid JSON, wrong shape)."""
+    lines = rows.splitlines()
+    return "\n".join([*lines[:10], line, *lines[11:]]) + "\n"
+
+
+CORRUPTIONS = {  # data set → (file, change to its text, what the message says is wrong)
+    "jmle2026": (
+        "jmle2026_dataset.json",
+        lambda raw: raw.replace('"answer"', '"answers"', 1),
+        "a record has no field 'answer'",
+    ),
+    "igakuqa119": ("results/correct_answers.csv", lambda raw: raw.replace("解答", "answer", 1), "no field '解答'"),
+    "igakuqa": ("data/2018/112-A.jsonl", lambda raw: _break_line(raw, "{}"), "no field 'problem_id'"),
+    "igakuqa metadata": (
+        "data/2018/112-A_metadata.jsonl",
+        lambda raw: _break_line(raw, "[1, 2]"),
+        "list indices must be integers",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CORRUPTIONS))
+def test_corrupt_file_read_without_verify_is_a_clear_error_naming_it(tmp_path, case):
+    name = case.split()[0]
+    rel, change, what = CORRUPTIONS[case]
+    source = DATA_DIR / name
+    for path in source.rglob("*"):  # a copy made of links, except the one file that is changed
+        if path.is_file():
+            target = tmp_path / path.relative_to(source)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(path)
+    broken = tmp_path / rel
+    broken.unlink()
+    broken.write_text(change((source / rel).read_text(encoding="utf-8-sig")), encoding="utf-8")
+    with pytest.raises(UserError) as refused:
+        datasets.load(card(name, path=str(tmp_path), verify=False))
+    message = str(refused.value)
+    assert str(broken) in message and what in message and "Re-download it" in message, message
+    with pytest.raises(UserError, match="sha256"):  # with verify on (the default) it is refused before reading
+        datasets.load(card(name, path=str(tmp_path)))

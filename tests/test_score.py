@@ -9,7 +9,7 @@ import pytest
 
 from jmle_eval import scoring
 from jmle_eval.errors import UserError
-from jmle_eval.schema import ScoredItem
+from jmle_eval.schema import ScoredItem, prediction_problem
 from tests.score_fixtures import (
     gold_text,
     questions,
@@ -230,17 +230,29 @@ def test_runs_filter_scores_only_the_named_runs(tmp_path):
         scoring.run(settings(tmp_path, bootstrap={"samples": 0}))
 
 
-def test_prediction_records_with_wrong_types_are_rejected():
-    from jmle_eval.runs import record_problem
-
-    good = {"question_id": "120A-1", "status": "ok", "answer_text": "【回答】a", "usage": {"prompt_tokens": 3}}
-    assert record_problem(good, "120A-1") is None
-    assert "does not match" in record_problem(good, "120A-2")
-    assert "status" in record_problem({**good, "status": "done"}, "120A-1")
-    assert "answer_text" in record_problem({**good, "answer_text": ["a"]}, "120A-1")
-    assert "usage" in record_problem({**good, "usage": {"prompt_tokens": "3"}}, "120A-1")
-    assert "latency_s" in record_problem({**good, "latency_s": "1s"}, "120A-1")
-    assert record_problem([good], "120A-1") == "not a JSON object"
+def test_prediction_files_with_wrong_types_are_skipped_by_the_check_predict_uses(tmp_path):
+    folder = write_run(tmp_path / "predictions", DS, "a")
+    changes = {  # question id → (change to a valid record, words of the reason)
+        "120A-1": ({"status": "done"}, "status: Input should be 'ok' or 'error'"),
+        "120A-2": ({"answer_text": ["a"]}, "answer_text: Input should be a valid string"),
+        "120A-3": ({"usage": {"prompt_tokens": "3"}}, "usage.prompt_tokens: Input should be a valid integer"),
+        "120A-4": ({"latency_s": "1s"}, "latency_s: Input should be a valid number"),
+        "120A-5": ({"attempts": True}, "attempts: Input should be a valid integer"),
+        "120A-6": ({"question_id": "120A-7"}, "question_id '120A-7' does not match the file name"),
+    }
+    for qid, (change, _) in changes.items():
+        path = folder / f"{qid}.json"
+        record = {**json.loads(path.read_bytes()), **change}
+        path.write_text(json.dumps(record), encoding="utf-8")
+        assert prediction_problem(record, qid) is not None  # predict would not have written it either
+    (folder / "120A-8.json").write_text("[1, 2]", encoding="utf-8")
+    assert scoring.run(settings(tmp_path)) == 3
+    skipped = read_summary(tmp_path, DS, "a")["skipped_files"]
+    expected = [f"{q}.json: is not a prediction record ({why}" for q, (_, why) in changes.items()]
+    expected.append("120A-8.json: is not a prediction record (not a JSON object)")
+    assert len(skipped) == len(expected) and all(s.startswith(e) for s, e in zip(skipped, expected, strict=True))
+    status = {ln["question_id"]: ln["status"] for ln in read_lines(tmp_path, DS, "a")}
+    assert [q for q, s in status.items() if s != "ok"] == [*changes, "120A-8"]
 
 
 def test_compare_writes_a_paired_comparison(tmp_path, capsys):

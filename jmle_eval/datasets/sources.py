@@ -11,6 +11,7 @@ import csv
 import json
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,27 @@ from jmle_eval.datasets import text
 from jmle_eval.errors import UserError
 
 Fields = dict[str, Any]
+
+
+@contextmanager
+def reading(path: Path) -> Iterator[None]:
+    """Turn a record of ``path`` without the expected fields or types into a UserError naming the file.
+
+    The readers index records directly (``r["answer"]``); a corrupt or foreign copy used with
+    ``dataset.verify=false`` must end in one clear message, not a KeyError traceback.
+    """
+    try:
+        yield
+    except UserError:
+        raise
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        what = f"a record has no field {exc.args[0]!r}" if isinstance(exc, KeyError) else str(exc)
+        raise UserError(
+            f"{path} is corrupt or not what this data set's loader expects ({what}); it may be truncated, "
+            "modified or from another version. Re-download it (delete it from the download cache so that it "
+            "is fetched again, or restore your local copy from upstream) and keep dataset.verify=true, the "
+            "default, which refuses a changed file by its sha256 before it is read."
+        ) from exc
 
 
 def read_json(path: Path) -> Any:
@@ -60,68 +82,75 @@ def _answer_sets(raw: list[str]) -> list[list[str]]:
 
 def jmle2026(folder: Path) -> list[Fields]:
     """Read ``jmle2026_dataset.json`` (choices embedded in the text; shared cases)."""
-    rows = read_json(folder / "jmle2026_dataset.json")
+    path = folder / "jmle2026_dataset.json"
+    rows = read_json(path)
     out = []
-    for r in rows:
-        qid = text.normalise_id(r["question_id"])
-        numeric = r["question_type"] == "calculation"
-        stem, choices = text.split_choices(r["question_text"])
-        if numeric:
-            stem, choices = r["question_text"].strip(), []
-        stem = text.strip_leading_number(stem, int(r["number"]))
-        group = r.get("serial_group") or {}
-        answer = [str(a).strip() for a in r["answer"]]
-        out.append(
-            {
-                "id": qid,
-                "type": "numeric" if numeric else ("multi" if r["num_choices_to_select"] > 1 else "single"),
-                "select": int(r["num_choices_to_select"]),
-                "stem": stem,
-                "choices": choices,
-                "accepted_answers": [answer] if numeric else [sorted(answer)],
-                "images": [str(folder / "images" / name) for name in r.get("clinical_images") or []],
-                "requires_image": bool(r["requires_image"]),
-                "case_id": group.get("group_id"),
-                "case_text": group.get("context_text"),
-            }
-        )
+    with reading(path):
+        for r in rows:
+            qid = text.normalise_id(r["question_id"])
+            numeric = r["question_type"] == "calculation"
+            stem, choices = text.split_choices(r["question_text"])
+            if numeric:
+                stem, choices = r["question_text"].strip(), []
+            stem = text.strip_leading_number(stem, int(r["number"]))
+            group = r.get("serial_group") or {}
+            answer = [str(a).strip() for a in r["answer"]]
+            out.append(
+                {
+                    "id": qid,
+                    "type": "numeric" if numeric else ("multi" if r["num_choices_to_select"] > 1 else "single"),
+                    "select": int(r["num_choices_to_select"]),
+                    "stem": stem,
+                    "choices": choices,
+                    "accepted_answers": [answer] if numeric else [sorted(answer)],
+                    "images": [str(folder / "images" / name) for name in r.get("clinical_images") or []],
+                    "requires_image": bool(r["requires_image"]),
+                    "case_id": group.get("group_id"),
+                    "case_text": group.get("context_text"),
+                }
+            )
     return out
 
 
 def igakuqa119(folder: Path) -> list[Fields]:
     """Read ``questions/119X_json.json`` with the key from ``results/correct_answers.csv``."""
     key_path = folder / "results" / "correct_answers.csv"
-    with open(key_path, encoding="utf-8-sig", newline="") as f:
+    with reading(key_path), open(key_path, encoding="utf-8-sig", newline="") as f:
         key = {text.normalise_id(row["問題番号"]): row["解答"].strip() for row in csv.DictReader(f)}
     out = []
     for block in "ABCDEF":
-        for r in read_json(folder / "questions" / f"119{block}_json.json"):
-            qid = text.normalise_id(r["number"])
-            if qid not in key:
-                raise UserError(f"{key_path} has no answer for {qid}; the data set copy is incomplete.")
-            raw_answer = key[qid]
-            stem = r["question"].strip()
-            choices = [(chr(ord("a") + i), text.strip_choice_prefix(c)) for i, c in enumerate(r["choices"] or [])]
-            notes = []
-            if not choices and not raw_answer.isdigit():
-                stem, choices = text.split_inline_choices(stem)
-                notes.append("choices recovered from the stem text")
-            elif any(c != text.strip_choice_prefix(c) for c in r["choices"] or []):
-                notes.append("OCR choice labels ('a. ') removed")
-            numeric = raw_answer.isdigit() or bool(re.fullmatch(r"\d+\.\d+", raw_answer))
-            answer = [raw_answer] if numeric else sorted(raw_answer)
-            out.append(
-                {
-                    "id": qid,
-                    "type": "numeric" if numeric else ("multi" if len(answer) > 1 else "single"),
-                    "select": 1 if numeric else len(answer),
-                    "stem": stem,
-                    "choices": [] if numeric else choices,
-                    "accepted_answers": [answer],
-                    "requires_image": bool(r.get("has_image")),
-                    "notes": notes,
-                }
-            )
+        path = folder / "questions" / f"119{block}_json.json"
+        with reading(path):
+            for r in read_json(path):
+                qid = text.normalise_id(r["number"])
+                if qid not in key:
+                    raise UserError(
+                        f"{key_path} has no answer for {qid}; the data set copy is incomplete or corrupt. "
+                        "Re-download it (or restore it from upstream) and keep dataset.verify=true."
+                    )
+                raw_answer = key[qid]
+                stem = r["question"].strip()
+                choices = [(chr(ord("a") + i), text.strip_choice_prefix(c)) for i, c in enumerate(r["choices"] or [])]
+                notes = []
+                if not choices and not raw_answer.isdigit():
+                    stem, choices = text.split_inline_choices(stem)
+                    notes.append("choices recovered from the stem text")
+                elif any(c != text.strip_choice_prefix(c) for c in r["choices"] or []):
+                    notes.append("OCR choice labels ('a. ') removed")
+                numeric = raw_answer.isdigit() or bool(re.fullmatch(r"\d+\.\d+", raw_answer))
+                answer = [raw_answer] if numeric else sorted(raw_answer)
+                out.append(
+                    {
+                        "id": qid,
+                        "type": "numeric" if numeric else ("multi" if len(answer) > 1 else "single"),
+                        "select": 1 if numeric else len(answer),
+                        "stem": stem,
+                        "choices": [] if numeric else choices,
+                        "accepted_answers": [answer],
+                        "requires_image": bool(r.get("has_image")),
+                        "notes": notes,
+                    }
+                )
     return out
 
 
@@ -129,36 +158,39 @@ def igakuqa(folder: Path) -> list[Fields]:
     """Read ``data/{year}/{exam}-{block}.jsonl`` and its ``_metadata.jsonl``."""
     out = []
     for path in sorted((folder / "data").glob("*/*-?.jsonl")):
-        meta = {m["problem_id"]: m for m in read_jsonl(path.with_name(path.stem + "_metadata.jsonl"))}
-        for r in read_jsonl(path):
-            qid = text.normalise_id(r["problem_id"])
-            m = meta.get(r["problem_id"], {})
-            choices = list(zip(text.letters(len(r["choices"])), [c.strip() for c in r["choices"]], strict=True))
-            numeric = not choices
-            notes = []
-            accepted = _answer_sets(r["answer"]) if not numeric else [[r["answer"][0].strip()]]
-            if numeric:
-                value = text.numeric_from_template(r["problem_text"], accepted[0][0])
-                if value is not None:
-                    notes.append(f"numeric key '{accepted[0][0]}' read through the answer template as {value}")
-                    accepted = [[value]]
-            human = m.get("human_accuracy")
-            out.append(
-                {
-                    "id": qid,
-                    "type": "numeric" if numeric else ("multi" if len(accepted[0]) > 1 else "single"),
-                    "select": 1 if numeric else len(accepted[0]),
-                    "stem": r["problem_text"].strip(),
-                    "choices": choices,
-                    "accepted_answers": accepted,
-                    "points": int(r["points"]),
-                    "requires_image": not r["text_only"],
-                    "kinki": sorted(k.strip() for k in m.get("kinki") or []),
-                    "human_accuracy": float(human) if human not in (None, "") else None,
-                    "category": m.get("category") or None,
-                    "notes": notes,
-                }
-            )
+        meta_path = path.with_name(path.stem + "_metadata.jsonl")
+        with reading(meta_path):
+            meta = {m["problem_id"]: m for m in read_jsonl(meta_path)}
+        with reading(path):
+            for r in read_jsonl(path):
+                qid = text.normalise_id(r["problem_id"])
+                m = meta.get(r["problem_id"], {})
+                choices = list(zip(text.letters(len(r["choices"])), [c.strip() for c in r["choices"]], strict=True))
+                numeric = not choices
+                notes = []
+                accepted = _answer_sets(r["answer"]) if not numeric else [[r["answer"][0].strip()]]
+                if numeric:
+                    value = text.numeric_from_template(r["problem_text"], accepted[0][0])
+                    if value is not None:
+                        notes.append(f"numeric key '{accepted[0][0]}' read through the answer template as {value}")
+                        accepted = [[value]]
+                human = m.get("human_accuracy")
+                out.append(
+                    {
+                        "id": qid,
+                        "type": "numeric" if numeric else ("multi" if len(accepted[0]) > 1 else "single"),
+                        "select": 1 if numeric else len(accepted[0]),
+                        "stem": r["problem_text"].strip(),
+                        "choices": choices,
+                        "accepted_answers": accepted,
+                        "points": int(r["points"]),
+                        "requires_image": not r["text_only"],
+                        "kinki": sorted(k.strip() for k in m.get("kinki") or []),
+                        "human_accuracy": float(human) if human not in (None, "") else None,
+                        "category": m.get("category") or None,
+                        "notes": notes,
+                    }
+                )
     return out
 
 
