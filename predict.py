@@ -8,10 +8,16 @@
 Settings: conf/config.yaml; answers: predictions/<dataset>/<run>/ (see jmle_eval/runner.py).
 """
 
+from jmle_eval.errors import quiet_interrupts
+
+quiet_interrupts()
+
+import sys
+
 import hydra
 
 from jmle_eval import runner
-from jmle_eval.cli import guarded, register_resolvers
+from jmle_eval.cli import check_argv, guarded, register_resolvers
 
 register_resolvers()
 
@@ -23,4 +29,5 @@ def predict(cfg) -> None:  # noqa: ANN001 - Hydra passes a DictConfig
 
 
 if __name__ == "__main__":
+    check_argv(sys.argv[1:])
     predict()

@@ -6,11 +6,17 @@ python score.py import.jmle2026_bench='[a.json,b.json]'    # JMLE2026-Bench resu
 python score.py compare='[run_a,run_b]'                    # paired comparison of two runs
 """
 
+from jmle_eval.errors import quiet_interrupts
+
+quiet_interrupts()
+
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
 from jmle_eval import scoring
-from jmle_eval.cli import guarded, register_resolvers
+from jmle_eval.cli import check_argv, guarded, register_resolvers
 
 register_resolvers()
 
@@ -23,4 +29,5 @@ def score(cfg: DictConfig) -> int:
 
 
 if __name__ == "__main__":
+    check_argv(sys.argv[1:])
     score()

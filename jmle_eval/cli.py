@@ -10,11 +10,13 @@ nothing behind.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import re
 import shutil
 import socket
 import sys
+import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -67,8 +69,41 @@ def _job_tag() -> str:
     return f"{socket.gethostname().split('.')[0]}-{os.getpid()}"
 
 
+def _run_folder(name: Any) -> str:
+    """Return ``name`` as the run folder, or a placeholder when it is not one safe folder name.
+
+    Hydra makes its log folder inside the run folder before predict starts, so
+    a name such as ``../../etc`` must not reach the path; predict then refuses
+    the name itself (``plan.check_run_name``) and the placeholder folder is
+    removed with the rest of a refused start.
+    """
+    text = str(name)
+    unsafe = not text.strip() or text.startswith(".") or any(c in text for c in "/\\\0") or not text.isprintable()
+    return "_refused-run-name_" if unsafe else text
+
+
+def _log_root(run_dir: Any) -> str:
+    """Return ``run_dir`` for Hydra's log folder, or a temporary folder when it cannot be made there.
+
+    Hydra creates its output folder before predict starts; when a part of the
+    path is a file (``paths.predictions=<a file>``) that would be a traceback, so
+    the log goes to the temporary folder and predict refuses the path itself.
+    """
+    path = Path(str(run_dir))
+    for folder in (path, *path.parents):
+        if folder.exists():
+            if folder.is_dir():
+                return str(path)
+            break
+    return os.path.join(tempfile.gettempdir(), "jmle-eval-refused", _job_tag())
+
+
 def register_resolvers() -> None:
     """Register the ``jmle_*`` OmegaConf resolvers (idempotent)."""
+    if not OmegaConf.has_resolver("jmle_log_root"):
+        OmegaConf.register_new_resolver("jmle_log_root", _log_root)
+    if not OmegaConf.has_resolver("jmle_run_folder"):
+        OmegaConf.register_new_resolver("jmle_run_folder", _run_folder)
     if not OmegaConf.has_resolver("jmle_run_name"):
         OmegaConf.register_new_resolver("jmle_run_name", _resolve_run_name)
     if not OmegaConf.has_resolver("jmle_job_tag"):
@@ -79,6 +114,27 @@ def fail(message: str, code: int = 2) -> None:
     """Print the message as one paragraph (no traceback) to stderr and exit with ``code``."""
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(code)
+
+
+def check_argv(argv: list[str]) -> None:
+    """Refuse command-line overrides Hydra would answer with a traceback (an empty key such as ``=5``)."""
+    for arg in argv:
+        if arg.startswith("-") or "=" not in arg:
+            continue
+        key = arg.split("=", 1)[0].lstrip("+~")
+        if not key.strip():
+            fail(
+                f"The override {arg!r} has no key before '='. Write overrides as key=value, e.g. run.limit=5 or "
+                "model=qwen3_32b (see conf/config.yaml for the keys)."
+            )
+
+
+def _log_to_files(message: str) -> None:
+    """Append an error to the log files of this invocation (predict.log), not to the console."""
+    record = logging.LogRecord("jmle_eval", logging.ERROR, __file__, 0, message, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
 
 
 def run_module(main: Callable[[list[str]], int]) -> None:
@@ -121,7 +177,10 @@ def guarded(fn: Callable[[DictConfig], int | None]) -> Callable[[DictConfig], No
         try:
             code = fn(cfg)
         except UserError as exc:
-            _remove_hydra_output(OmegaConf.select(cfg, "paths.predictions", default=None))
+            if exc.keep_output:  # a run that did work keeps its log, with why it stopped
+                _log_to_files(str(exc))
+            else:  # a refused start leaves nothing
+                _remove_hydra_output(OmegaConf.select(cfg, "paths.predictions", default=None))
             fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
             print("interrupted: finished work is kept; run the same command again to resume.", file=sys.stderr)

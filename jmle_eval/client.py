@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import email.utils
 import json
+import logging
 import math
 import random
 import time
@@ -38,6 +40,11 @@ FATAL_STATUSES = frozenset({401, 403, 404})
 """The key, the permission or the model/URL is wrong: no question can succeed, so the run stops."""
 REJECTED_STATUSES = frozenset({400, 413, 422})
 """The server refuses this request as sent: recorded as an error at once, never retried."""
+log = logging.getLogger("jmle_eval.predict")
+MAX_GIVEN_BACK = 10
+"""Outages one question may live through without spending an attempt (a prompt that crashes the server each
+time it is sent must still end, as an error)."""
+
 RATE_LIMIT_STATUSES = frozenset({429, 503})
 """Slow down: honour Retry-After and cut the in-flight limit."""
 
@@ -67,6 +74,10 @@ class Fatal(Exception):
         self.status = status
         self.message = message
         self.url = url
+
+
+class Unreachable(Exception):
+    """The server stayed unreachable past ``outage_timeout_s``, or the server launched for the run died."""
 
 
 class AdaptiveLimit:
@@ -149,21 +160,26 @@ class AdaptiveLimit:
 
 
 def retry_after_s(headers: Any) -> float | None:
-    """Return the server's requested wait in seconds (``retry-after-ms`` or ``Retry-After``), if any."""
+    """Return the server's requested wait in seconds (``retry-after-ms`` or ``Retry-After``), if it is readable."""
     raw_ms = headers.get("retry-after-ms")
     if raw_ms:
         try:
-            return max(0.0, float(raw_ms) / 1000)
+            wait = float(raw_ms) / 1000
         except ValueError:
-            pass
+            wait = math.nan
+        if math.isfinite(wait):
+            return max(0.0, wait)
     raw = headers.get("retry-after")
     if not raw:
         return None
     try:
-        return max(0.0, float(raw))
+        wait = float(raw)
     except ValueError:
-        when = email.utils.parsedate_to_datetime(raw) if raw else None
-        return max(0.0, when.timestamp() - time.time()) if when else None
+        try:  # an HTTP date; anything else ("soon") is ignored and the usual back-off applies
+            wait = email.utils.parsedate_to_datetime(raw).timestamp() - time.time()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+    return max(0.0, wait) if math.isfinite(wait) else None
 
 
 def _error_message(content: bytes) -> str:
@@ -177,21 +193,50 @@ def _error_message(content: bytes) -> str:
     return str(err)[:500]
 
 
+class Unusable(ValueError):
+    """A 200 reply the client cannot use (no answer, a field of the wrong type): retried, then recorded."""
+
+
 def _text(content: Any) -> str | None:
-    if isinstance(content, list):  # content parts
-        parts = [p.get("text", "") for p in content if isinstance(p, dict)]
+    if isinstance(content, list):  # content parts: text parts are joined, others (images, refusals) skipped
+        parts = []
+        for part in content:
+            if isinstance(part, dict) and part.get("type", "text") == "text" and "text" in part:
+                if not isinstance(part["text"], str):
+                    raise Unusable(f"a content part's text is not a string ({part['text']!r:.60})")
+                parts.append(part["text"])
         return "".join(parts) or None
     return content if isinstance(content, str) else None
 
 
-def parse_completion(content: bytes) -> Reply | str:
-    """Return the Reply in a chat-completion body, or a string saying why the body is unusable."""
-    try:
-        data = json.loads(content)
-    except ValueError:
-        return f"malformed response body: {content[:120].decode('utf-8', 'replace')!r}"
-    if not isinstance(data, dict):
-        return "response body is not a JSON object"
+def _tokens(value: Any, name: str) -> int:
+    """Return a usage count; whole numbers, also written as float or digit string, are accepted."""
+    if value is None:
+        return 0
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, float) and value.is_integer() and value >= 0:
+        return int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    raise Unusable(f"usage.{name} is not a token count ({value!r:.60})")
+
+
+def _usage(raw: Any) -> dict[str, int]:
+    if raw is None:
+        return {"prompt_tokens": 0, "completion_tokens": 0, "reasoning_tokens": 0}
+    if not isinstance(raw, dict):
+        raise Unusable(f"usage is not an object ({raw!r:.60})")
+    details = raw.get("completion_tokens_details")
+    nested = details.get("reasoning_tokens") if isinstance(details, dict) else None
+    return {
+        "prompt_tokens": _tokens(raw.get("prompt_tokens"), "prompt_tokens"),
+        "completion_tokens": _tokens(raw.get("completion_tokens"), "completion_tokens"),
+        "reasoning_tokens": _tokens(nested if nested is not None else raw.get("reasoning_tokens"), "reasoning_tokens"),
+    }
+
+
+def _reply(data: dict[str, Any], content: bytes) -> Reply | str:
     choices = data.get("choices")
     if not choices or not isinstance(choices, list) or not isinstance(choices[0], dict):
         if data.get("error"):
@@ -202,29 +247,45 @@ def parse_completion(content: bytes) -> Reply | str:
     answer = _text(message.get("content"))
     reasoning = message.get("reasoning_content") or message.get("reasoning")
     finish = choice.get("finish_reason")
+    if finish is not None and not isinstance(finish, str):
+        raise Unusable(f"finish_reason is not a string ({finish!r:.60})")
     if not answer and finish != "length":  # cut off by the token limit is a model outcome; empty is not
-        return f"response has no answer text (content {message.get('content')!r}, finish_reason {finish!r})"
-    raw_usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
-    details = raw_usage.get("completion_tokens_details") or {}
-    usage = {
-        "prompt_tokens": int(raw_usage.get("prompt_tokens") or 0),
-        "completion_tokens": int(raw_usage.get("completion_tokens") or 0),
-        "reasoning_tokens": int(
-            (details.get("reasoning_tokens") if isinstance(details, dict) else 0)
-            or raw_usage.get("reasoning_tokens")
-            or 0
-        ),
-    }
-    cost = raw_usage.get("cost")
+        return f"response has no answer text (content {message.get('content')!r:.80}, finish_reason {finish!r})"
+    raw_usage = data.get("usage")
+    cost = raw_usage.get("cost") if isinstance(raw_usage, dict) else None
+    # a cost that is not a finite non-negative number is unknown, not a reason to drop the answer
+    valid_cost = isinstance(cost, int | float) and not isinstance(cost, bool) and math.isfinite(cost) and cost >= 0
     return Reply(
         status="ok",
         answer_text=answer,
         reasoning_text=reasoning if isinstance(reasoning, str) else None,
         finish_reason=finish,
-        usage=usage,
+        usage=_usage(raw_usage),
         model=data.get("model") if isinstance(data.get("model"), str) else None,
-        cost_usd=float(cost) if isinstance(cost, int | float) else None,
+        cost_usd=float(cost) if valid_cost else None,
     )
+
+
+def parse_completion(content: bytes) -> Reply | str:
+    """Return the Reply in a chat-completion body, or a string saying why the body is unusable.
+
+    Never raises: whatever a server sends, the question gets a reason it can be
+    retried for and recorded with.
+    """
+    try:
+        data = json.loads(content)
+    except ValueError:
+        return f"malformed response body: {content[:120].decode('utf-8', 'replace')!r}"
+    except RecursionError:
+        return "malformed response body: nested too deeply"
+    if not isinstance(data, dict):
+        return "response body is not a JSON object"
+    try:
+        return _reply(data, content)
+    except Unusable as exc:
+        return f"unusable response: {exc}"
+    except Exception as exc:
+        return f"unusable response: {type(exc).__name__}: {exc}"
 
 
 TRANSPORTS = ("lean", "sdk")
@@ -260,6 +321,8 @@ class ChatClient:
         backoff_max_s: float,
         transport: str = "lean",
         secrets: Iterable[str] = (),
+        outage_timeout_s: float = 600.0,
+        server_died: Callable[[], str | None] | None = None,
     ) -> None:
         if transport not in TRANSPORTS:
             raise ValueError(f"transport must be one of {TRANSPORTS}, not {transport!r}")
@@ -270,6 +333,15 @@ class ChatClient:
         self.transport = transport
         self.limit = AdaptiveLimit(max_concurrency)
         self._secrets = [s for s in secrets if s]
+        self.sent = 0  # chat requests put on the wire (a failed run keeps its logs when any was)
+        self.outage_timeout_s = float(outage_timeout_s)
+        self.outages: list[float] = []  # seconds each outage lasted
+        self._server_died = server_died
+        self._up = asyncio.Event()
+        self._up.set()
+        self._check: asyncio.Task[bool] | None = None
+        self._watch: asyncio.Task[None] | None = None
+        self._failure: str | None = None
         http = openai.DefaultAioHttpClient(
             limits=httpx2.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency),
             timeout=httpx2.Timeout(self.timeout_s, connect=min(10.0, self.timeout_s)),
@@ -295,7 +367,12 @@ class ChatClient:
         return text
 
     async def aclose(self) -> None:
-        """Close both connection pools."""
+        """Stop watching for the server and close both connection pools."""
+        for task in (self._check, self._watch):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self._session.close()
         await self.sdk.close()
 
@@ -322,6 +399,70 @@ class ChatClient:
                         f"no answer from {self.base_url}/models within {wait_s:g} s ({reason})"
                     ) from exc
                 await asyncio.sleep(1.0)
+
+    async def _reachable(self) -> bool:
+        """Return True if the server answers HTTP at all (any status): the connection is not the problem."""
+        try:
+            timeout = aiohttp.ClientTimeout(total=min(5.0, self.timeout_s))
+            async with self._session.get(f"{self.base_url}/models", proxy=self._proxy, timeout=timeout) as resp:
+                await resp.read()
+            return True
+        except (aiohttp.ClientError, OSError, TimeoutError):
+            return False
+
+    async def _server_is_down(self) -> bool:
+        """After a connection failure: return True if the server, not the question, is at fault.
+
+        Concurrent failures share one probe. When the server is down, dispatch
+        pauses (:meth:`_gate`) and one watcher probes it with back-off until it
+        answers again or ``outage_timeout_s`` passes.
+        """
+        if not self._up.is_set():
+            return True
+        died = self._server_died() if self._server_died else None
+        if died is None:
+            if self._check is None or self._check.done():
+                self._check = asyncio.create_task(self._reachable())
+            if await asyncio.shield(self._check):
+                return False
+        if self._up.is_set():  # the first request to notice starts the watcher
+            self._up.clear()
+            self._watch = asyncio.create_task(self._wait_for_server(died))
+        return True
+
+    async def _wait_for_server(self, died: str | None) -> None:
+        started = time.monotonic()
+        if died is None:
+            log.warning(
+                "the server at %s is unreachable: requests paused, probing it for up to provider.outage_timeout_s=%g s",
+                self.base_url, self.outage_timeout_s,
+            )  # fmt: skip
+        delay = 0.25
+        while died is None:
+            left = self.outage_timeout_s - (time.monotonic() - started)
+            if left <= 0:
+                self._failure = (
+                    f"The server at {self.base_url} has been unreachable for {self.outage_timeout_s:g} s "
+                    "(provider.outage_timeout_s)"
+                )
+                break
+            await asyncio.sleep(min(delay, left))
+            delay = min(delay * 2, 5.0)
+            died = self._server_died() if self._server_died else None
+            if died is None and await self._reachable():
+                self.outages.append(round(time.monotonic() - started, 1))
+                log.warning("the server at %s answers again after %.1f s: resuming", self.base_url, self.outages[-1])
+                break
+        if died is not None:
+            self._failure = died
+        self._up.set()
+
+    async def _gate(self) -> None:
+        """Wait while the server is down; raise Unreachable once it is given up on."""
+        if not self._up.is_set():
+            await self._up.wait()
+        if self._failure is not None:
+            raise Unreachable(self._failure)
 
     async def _post_lean(self, body: bytes) -> tuple[int, Any, bytes]:
         async with self._session.post(self.url, data=body, proxy=self._proxy) as resp:
@@ -353,13 +494,18 @@ class ChatClient:
         body: bytes | None = None
         error = "not sent"
         status: int | None = None
-        for attempt in range(1, self.max_attempts + 1):
+        attempt = given_back = 0
+        while attempt < self.max_attempts:
+            await self._gate()
+            attempt += 1
             epoch = await self.limit.acquire()
             retry_after: float | None = None
+            unreachable = False
             started = time.perf_counter()
             try:
                 if body is None:
                     body = make_body()
+                self.sent += 1
                 async with asyncio.timeout(self.timeout_s):
                     status, headers, content = await post(body)
                 if status == 200:
@@ -389,8 +535,13 @@ class ChatClient:
             except (aiohttp.ClientError, httpx2.HTTPError, OSError) as exc:  # ConnectionError is an OSError
                 error = f"connection error: {self._clean(str(exc) or type(exc).__name__)}"
                 status = None
+                unreachable = True
             finally:
                 self.limit.release()
+            if unreachable and given_back < MAX_GIVEN_BACK and await self._server_is_down():
+                attempt -= 1  # the server was away, not this question's fault: the attempt is given back
+                given_back += 1
+                continue
             if attempt < self.max_attempts:
                 await asyncio.sleep(self._delay(attempt, retry_after))
         return Reply(status="error", attempts=self.max_attempts, error=error, http_status=status)

@@ -70,6 +70,10 @@ DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "api_key": None,  # if set, requests without "Bearer <api_key>" get 401
     "usage": {"prompt_tokens": 100, "completion_tokens": 20, "reasoning_tokens": 5},
+    # Odd replies, per question id: {"patch": {...} deep-merged into the normal reply, or "raw": "<body text>",
+    # "status": 200, "headers": {...}, "attempts": N (only the first N attempts; default every one)}. The reply is
+    # written with ASCII escapes, so a patch can hold what valid JSON allows but Unicode does not ("\ud83d").
+    "replies": {},
 }
 
 
@@ -165,6 +169,9 @@ class FakeServer:
             return web.Response(status=200)
         if fault == "malformed":
             return web.Response(text=f"<html>bad gateway{echo}</html>", content_type="application/json")
+        odd = cfg["replies"].get(qid)
+        if odd and attempt <= int(odd.get("attempts", 1 << 30)):
+            return self._odd(odd, qid, attempt, body)
         answer = cfg["answers"].get(qid, cfg["answer"])
         content: str | None = f"考察…\n{cfg['marker']}{answer}"
         finish = "stop"
@@ -172,23 +179,8 @@ class FakeServer:
             content = None
         if fault == "length":
             content, finish = None, "length"
-        message: dict[str, Any] = {"role": "assistant", "content": content}
-        if cfg["reasoning_field"]:
-            message[cfg["reasoning_field"]] = cfg["reasoning_text"]
-        usage = dict(cfg["usage"])
-        payload: dict[str, Any] = {
-            "id": f"chatcmpl-{qid}-{attempt}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": body.get("model", cfg["served_name"]),
-            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-            "usage": {
-                "prompt_tokens": usage["prompt_tokens"],
-                "completion_tokens": usage["completion_tokens"],
-                "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"],
-                "completion_tokens_details": {"reasoning_tokens": usage["reasoning_tokens"]},
-            },
-        }
+        payload = self._payload(qid, attempt, body, content)
+        payload["choices"][0]["finish_reason"] = finish
         if fault == "empty-choices":
             payload["choices"] = []
         data = json.dumps(payload, ensure_ascii=False)
@@ -197,6 +189,43 @@ class FakeServer:
         if fault == "stall":
             return await self._stall(request, data.encode())
         return web.Response(text=data, content_type="application/json")
+
+    def _payload(self, qid: str, attempt: int, body: dict[str, Any], content: str | None) -> dict[str, Any]:
+        """Return a normal chat-completion reply with ``content`` (the shape a real server sends)."""
+        cfg = self.config
+        message: dict[str, Any] = {"role": "assistant", "content": content}
+        if cfg["reasoning_field"]:
+            message[cfg["reasoning_field"]] = cfg["reasoning_text"]
+        usage = dict(cfg["usage"])
+        return {
+            "id": f"chatcmpl-{qid}-{attempt}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", cfg["served_name"]),
+            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+            "usage": {
+                "prompt_tokens": usage["prompt_tokens"],
+                "completion_tokens": usage["completion_tokens"],
+                "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"],
+                "completion_tokens_details": {"reasoning_tokens": usage["reasoning_tokens"]},
+            },
+        }
+
+    def _odd(self, odd: dict[str, Any], qid: str, attempt: int, body: dict[str, Any]) -> web.Response:
+        """Answer with a configured odd reply: a patched normal reply, or a raw body, with status and headers."""
+        if "raw" in odd:
+            text = str(odd["raw"])
+        else:
+            answer = self.config["answers"].get(qid, self.config["answer"])
+            payload = self._payload(qid, attempt, body, f"考察…\n{self.config['marker']}{answer}")
+            text = json.dumps(_deep_merge(payload, odd.get("patch") or {}))  # ASCII escapes, NaN allowed
+        self.statuses["odd"] += 1
+        return web.Response(
+            text=text,
+            status=int(odd.get("status", 200)),
+            headers=odd.get("headers") or {},
+            content_type="application/json",
+        )
 
     async def _stall(self, request: web.Request, data: bytes) -> web.StreamResponse:
         """Send the headers and half the body, sleep ``hang_s``, then send the rest."""
@@ -246,6 +275,20 @@ class FakeServer:
             self.peak_in_flight = 0
         self.config.update(update)
         return web.json_response(self.config)
+
+
+def _deep_merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """Return ``base`` with ``patch`` merged in; a list in the patch whose items are objects patches item by item."""
+    out = dict(base)
+    for key, value in patch.items():
+        old = out.get(key)
+        if isinstance(value, dict) and isinstance(old, dict):
+            out[key] = _deep_merge(old, value)
+        elif isinstance(value, list) and isinstance(old, list) and value and all(isinstance(v, dict) for v in value):
+            out[key] = [_deep_merge(o, v) if isinstance(o, dict) else v for o, v in zip(old, value, strict=False)]
+        else:
+            out[key] = value
+    return out
 
 
 async def serve(server: FakeServer, host: str, port: int) -> tuple[web.AppRunner, int]:

@@ -47,8 +47,18 @@ class Plan:
     progress: str | bool
     log_every_s: float
     launch: bool
+    shard: tuple[int, int] | None = None
+    outage_timeout_s: float = 600.0
+    fail_on_errors: bool = False
+    retry_errors: bool = True
     selected: int = 0
     todo: list[Question] | None = None
+
+    def refresh_todo(self) -> None:
+        """Drop from ``todo`` the questions answered since the plan was made (by a process that just ended)."""
+        if self.todo:
+            done = store.finished_ids(self.run_dir, retry_errors=self.retry_errors)
+            self.todo = [q for q in self.todo if q.id not in done]
 
     def cost(self, usage: Mapping[str, int]) -> float | None:
         """Return the list-price cost in USD of one reply's usage, or None when the price is not known."""
@@ -69,6 +79,46 @@ def _seconds(value: Any, name: str, minimum: float = 0.0) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
         raise UserError(f"{name} must be a number of seconds >= {minimum:g} (got {value!r}).")
     return float(value)
+
+
+def _flag(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise UserError(f"{name} must be true or false (got {value!r}).")
+    return value
+
+
+_BAD_NAME_CHARS = frozenset('/\\\0:*?"<>|')
+
+
+def check_run_name(name: Any) -> str:
+    """Return ``name`` if it can be one folder under ``predictions/<dataset>/``; raise UserError otherwise."""
+    text = str(name) if name is not None else ""
+    bad = sorted({c for c in text if c in _BAD_NAME_CHARS or not c.isprintable()})
+    if not text.strip() or text.startswith(".") or bad or len(text.encode()) > 200:
+        why = (
+            "it is empty" if not text.strip()
+            else "it starts with '.' (hidden, or a path like '..')" if text.startswith(".")
+            else f"it contains {', '.join(repr(c) for c in bad)}" if bad
+            else "it is longer than 200 bytes"
+        )  # fmt: skip
+        raise UserError(
+            f"run.name={text!r} cannot be a run folder name: {why}. A run name is one folder under "
+            "predictions/<dataset>/ — letters, digits and . _ = - (e.g. run.name=qwen3_32b-exp1); leave it unset "
+            "for the default (the model name plus the overrides that change answers)."
+        )
+    return text
+
+
+def _check_output_folder(run_dir: Path) -> None:
+    """Raise UserError when a component of ``run_dir`` exists but is not a folder (paths.predictions=<a file>)."""
+    for folder in (run_dir, *run_dir.parents):
+        if folder.exists() and not folder.is_dir():
+            raise UserError(
+                f"{folder} is a file, not a folder, so the run folder {run_dir} cannot be made there. Point "
+                "paths.predictions (or run.dir) at a folder, or move the file away."
+            )
+        if folder.is_dir():
+            return
 
 
 def parse_shard(spec: Any) -> tuple[int, int] | None:
@@ -171,7 +221,7 @@ def fingerprint_inputs(
 ) -> dict[str, Any]:
     """Return every setting that changes answers, keyed by the config path a user would change."""
     effort = model.get("reasoning_effort")
-    return {
+    inputs = {
         "model.id": served_id(model, provider),
         "model.params": {k: v for k, v in (model.get("params") or {}).items() if v is not None},
         "model.extra_body": extra_body(model, provider),
@@ -184,6 +234,9 @@ def fingerprint_inputs(
         "dataset.name": card["name"],
         "dataset.version": datasets.dataset_version(card),
     }
+    if provider.get("request_extra"):  # left out when empty, so that runs made before it keep their fingerprint
+        inputs["provider.request_extra"] = dict(provider["request_extra"])
+    return inputs
 
 
 def api_key(provider: Mapping[str, Any]) -> tuple[str, list[str]]:
@@ -214,6 +267,18 @@ def _settings(cfg: Mapping[str, Any]) -> dict[str, Any]:
     _seconds(provider.get("backoff_s"), "provider.backoff_s")
     _seconds(provider.get("backoff_max_s"), "provider.backoff_max_s")
     _seconds(provider.get("connect_timeout_s", 30), "provider.connect_timeout_s")
+    out["outage_timeout_s"] = _seconds(provider.get("outage_timeout_s", 600), "provider.outage_timeout_s")
+    for name, value in (
+        ("run.retry_errors", run.get("retry_errors", True)),
+        ("run.fsync", run.get("fsync", True)),
+        ("run.fail_on_errors", run.get("fail_on_errors", False)),
+        ("provider.check_model", provider.get("check_model", False)),
+        ("provider.api_key_required", provider.get("api_key_required", False)),
+        ("provider.always_launch", provider.get("always_launch", False)),
+        ("model.vision", model.get("vision", False)),
+        ("server.launch", (cfg.get("server") or {}).get("launch", False)),
+    ):
+        out[name] = _flag(value, name)
     out["log_every_s"] = _seconds(run.get("log_every_s", 30), "run.log_every_s", 0.1)
     if run.get("limit") is not None:
         _whole(run["limit"], "run.limit", 1, "it answers only the first N selected questions")
@@ -234,11 +299,13 @@ def plan(cfg: Mapping[str, Any], *, load: bool = True) -> Plan:
     """Return the plan for a resolved config; with ``load``, also the questions still to ask."""
     provider, model, run, card = cfg["provider"], cfg["model"], cfg["run"], cfg["dataset"]
     settings = _settings(cfg)
+    check_run_name(run["name"])
     shard = parse_shard(run.get("shard"))
     key, secrets = api_key(provider)
     image_mode = prompts.resolve_image_mode(str(cfg["image_mode"]), bool(model.get("vision")))
     inputs = fingerprint_inputs(model, provider, cfg["prompt"], image_mode, card)
     run_dir = Path(str(run["dir"]))
+    _check_output_folder(run_dir)
     price = model.get("price") or {}
     header = {
         "format": store.FORMAT,
@@ -278,15 +345,19 @@ def plan(cfg: Mapping[str, Any], *, load: bool = True) -> Plan:
         secrets=secrets,
         max_concurrency=settings["max_concurrency"],
         max_rejected=settings["max_rejected"],
-        durable=bool(run.get("fsync", True)),
+        durable=settings["run.fsync"],
         progress=run.get("progress", "auto") if run.get("progress", "auto") != "auto" else sys.stderr.isatty(),
         log_every_s=settings["log_every_s"],
-        launch=bool((cfg.get("server") or {}).get("launch") or provider.get("always_launch")),
+        launch=settings["server.launch"] or settings["provider.always_launch"],
+        shard=shard,
+        outage_timeout_s=settings["outage_timeout_s"],
+        fail_on_errors=settings["run.fail_on_errors"],
+        retry_errors=settings["run.retry_errors"],
     )
     if load:
         questions = datasets.load(card, data_dir=cfg["paths"]["data"])
         chosen = select(questions, image_mode, ids=settings["ids"], limit=run.get("limit"), shard=shard)
-        done = store.finished_ids(run_dir, retry_errors=bool(run.get("retry_errors", True)))
+        done = store.finished_ids(run_dir, retry_errors=result.retry_errors)
         result.selected = len(chosen)
         result.todo = [q for q in chosen if q.id not in done]
     return result

@@ -16,7 +16,7 @@ import json
 import logging
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -28,6 +28,7 @@ from jmle_eval.cli import to_plain
 from jmle_eval.errors import UserError
 from jmle_eval.plan import Plan, plan
 from jmle_eval.progress import Progress, summary_line
+from jmle_eval.schema import prediction_problem
 
 if TYPE_CHECKING:  # the client imports openai (about a second); only a session needs it
     from jmle_eval.client import ChatClient, Fatal, Reply
@@ -85,6 +86,12 @@ def _record(job: Plan, question_id: str, reply: Reply) -> dict[str, Any]:
     cost = reply.cost_usd if reply.cost_usd is not None else job.cost(usage)
     if cost is not None:
         record["cost_usd"] = round(cost, 8)
+    problem = prediction_problem(record, question_id)
+    if problem is not None:  # never store what score would skip: keep the question, as an error to retry
+        log.warning("%s: the reply cannot be stored as a prediction (%s); recorded as an error", question_id, problem)
+        for key in ("answer_text", "reasoning_text", "finish_reason", "cost_usd"):
+            record.pop(key, None)
+        record.update(status="error", error=f"reply not storable: {problem}", usage={}, latency_s=None)
     return record
 
 
@@ -170,8 +177,14 @@ def _fatal_message(job: Plan, exc: Fatal) -> str:
     )
 
 
-async def _session(job: Plan, base_url: str) -> Outcome:
-    from jmle_eval.client import ChatClient, Fatal
+class ServerUnavailable(UserError):
+    """The server went away and did not come back in time: the run stopped, unasked questions stay unasked."""
+
+    exit_code = 3
+
+
+async def _session(job: Plan, base_url: str, server_died: Callable[[], str | None] | None = None) -> Outcome:
+    from jmle_eval.client import ChatClient, Fatal, Unreachable
 
     out = Outcome()
     client = ChatClient(
@@ -184,8 +197,11 @@ async def _session(job: Plan, base_url: str) -> Outcome:
         backoff_max_s=job.provider["backoff_max_s"],
         transport=job.provider.get("client") or "lean",
         secrets=job.secrets,
+        outage_timeout_s=job.outage_timeout_s,
+        server_died=server_died,
     )
     created = False
+    stack = contextlib.ExitStack()
     try:
         try:
             served = await client.models(float(job.provider.get("connect_timeout_s", 30)))
@@ -203,9 +219,12 @@ async def _session(job: Plan, base_url: str) -> Outcome:
             )
         try:
             created = store.open_run(job.run_dir, job.header)
+            lock = store.RunLock(job.run_dir, job.shard)
+            stack.enter_context(lock)
             store.remove_stale_temporaries(job.run_dir)
         except OSError as exc:
             raise UserError(f"Cannot create the run folder {job.run_dir} ({exc}). Check paths.predictions.") from exc
+        job.refresh_todo()  # another process may have answered some while this one started
         log.info(
             "%s: asking %d of %d selected questions (%d already answered) at %s, up to %d in flight",
             job.run_name, len(job.todo), job.selected, job.selected - len(job.todo), client.url, job.max_concurrency,
@@ -230,6 +249,13 @@ async def _session(job: Plan, base_url: str) -> Outcome:
                         f"{group.exceptions[0]}). Fix the request settings (model.params, model.extra_body, "
                         "image_mode) or raise run.max_rejected; finished answers are kept."
                     )
+                except* Unreachable as group:
+                    failure = ServerUnavailable(
+                        f"{group.exceptions[0]}. The run stopped: {out.asked} question(s) were answered or recorded "
+                        f"by this call and {len(job.todo or []) - out.asked} were left unasked (no attempt spent on "
+                        "them). Bring the server back (or fix provider.base_url) and run the same command again to "
+                        "resume; raise provider.outage_timeout_s to wait longer."
+                    )
         except asyncio.CancelledError:
             if out.interrupted_by is None:
                 raise
@@ -241,20 +267,37 @@ async def _session(job: Plan, base_url: str) -> Outcome:
         if failure is not None:
             raise failure
         return out
-    except UserError:
-        if created and not any(store.read_predictions(job.run_dir)):
+    except UserError as exc:
+        if client.sent:
+            exc.keep_output = True  # requests went out: the log says what happened to them
+        elif created and not any(store.read_predictions(job.run_dir)):
             (job.run_dir / store.RUN_FILE).unlink(missing_ok=True)  # leave nothing behind a refused start
         raise
     finally:
+        stack.close()
         await client.aclose()
 
 
-def _serve(job: Plan, cfg: DictConfig) -> contextlib.AbstractContextManager[str]:
-    if job.launch:
-        from jmle_eval import serving  # starts vLLM / SGLang / llama.cpp; only imported when asked for
+@contextlib.contextmanager
+def _serve(job: Plan, cfg: DictConfig) -> Iterator[tuple[str, Callable[[], str | None] | None]]:
+    """Yield the base URL to ask, and for a server this run launched, a check that says if it died."""
+    if not job.launch:
+        yield job.provider["base_url"], None
+        return
+    from jmle_eval import serving  # starts vLLM / SGLang / llama.cpp; only imported when asked for
 
-        return serving.server_for(cfg)
-    return contextlib.nullcontext(job.provider["base_url"])
+    with serving.running(cfg) as process:
+
+        def died() -> str | None:
+            code = process.exit_code()
+            if code is None:
+                return None
+            return (
+                f"The {process.engine} server launched for this run exited with code {code} while the run was "
+                f"going (log {process.log}), which ends with:\n{process.tail()}\n"
+            ).rstrip()
+
+        yield process.base_url, died
 
 
 def run(cfg: DictConfig) -> tuple[Plan, Outcome | None]:
@@ -264,8 +307,8 @@ def run(cfg: DictConfig) -> tuple[Plan, Outcome | None]:
     job = plan(to_plain(cfg))
     if not job.todo:
         return job, None
-    with _serve(job, cfg) as base_url:
-        return job, asyncio.run(_session(job, base_url))
+    with _serve(job, cfg) as (base_url, died):
+        return job, asyncio.run(_session(job, base_url, died))
 
 
 def main(cfg: DictConfig) -> int:
@@ -288,4 +331,9 @@ def main(cfg: DictConfig) -> int:
         name = signal.Signals(out.interrupted_by).name
         log.warning("interrupted by %s: finished answers are kept; run the same command again to resume.", name)
         return 128 + out.interrupted_by
+    if out is not None and out.errors and (job.fail_on_errors or 2 * out.errors > out.asked):
+        why = "run.fail_on_errors=true" if job.fail_on_errors else "most questions asked ended in error"
+        log.error("%s: %d of %d question(s) asked ended in error (%s): exit code 1.", job.run_name, out.errors,
+                  out.asked, why)  # fmt: skip
+        return 1
     return 0

@@ -13,6 +13,8 @@ number of resumes.
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import hashlib
 import itertools
 import json
@@ -23,11 +25,13 @@ import re
 import secrets
 import socket
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from jmle_eval.errors import UserError
+from jmle_eval.schema import prediction_problem
 
 RUN_FILE = "run.json"
 FORMAT = 1
@@ -134,6 +138,38 @@ def _dump(record: Mapping[str, Any]) -> bytes:
     return json.dumps(record, ensure_ascii=False).encode()  # the C encoder: indent would use the slow Python one
 
 
+def _repair(value: Any) -> Any:
+    """Return ``value`` with every string made encodable: surrogate pairs joined, lone surrogates → U+FFFD."""
+    if isinstance(value, str):
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, dict):
+        return {k: _repair(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_repair(v) for v in value]
+    return value
+
+
+def encode_record(record: Mapping[str, Any]) -> bytes:
+    """Return a record's file bytes (UTF-8 JSON).
+
+    A server may send text that is valid JSON but not valid Unicode (a lone
+    UTF-16 surrogate such as ``"\\ud83d"``): such text is stored with U+FFFD in
+    place of what cannot be encoded, and the record's ``text_repaired`` names the
+    fields that were changed, so an answer is never lost to an encoding error.
+    """
+    try:
+        return _dump(record)
+    except UnicodeEncodeError:
+        repaired = {}
+        changed = []
+        for key, value in record.items():
+            repaired[key] = _repair(value)
+            if repaired[key] != value:
+                changed.append(key)
+        repaired["text_repaired"] = sorted(set(changed) | set(record.get("text_repaired") or []))
+        return _dump(repaired)
+
+
 def read_header(run_dir: Path) -> dict[str, Any] | None:
     """Return the run's ``run.json``, or None when the run does not exist yet."""
     path = Path(run_dir) / RUN_FILE
@@ -164,36 +200,68 @@ def check_header(run_dir: Path, header: Mapping[str, Any]) -> dict[str, Any] | N
     return existing
 
 
+def _torn_header(run_dir: Path) -> bool:
+    """Return True if ``run.json`` exists but is empty and the run has no answers (a creation that failed)."""
+    path = run_dir / RUN_FILE
+    try:
+        return path.stat().st_size == 0 and not any(_prediction_files(run_dir))
+    except OSError:
+        return False
+
+
 def open_run(run_dir: Path, header: Mapping[str, Any]) -> bool:
     """Create ``run.json`` atomically unless it exists; return True if this call created it.
 
-    Two shards starting together both try ``os.link`` of a complete temporary
-    file: exactly one succeeds and the other compares fingerprints.
+    The header is written to a temporary file, fsynced and hard-linked to its
+    name: a failure (disk full) leaves no ``run.json`` at all, and two shards
+    starting together cannot both create it — exactly one link succeeds and the
+    other compares fingerprints. An empty ``run.json`` left by an older version
+    in a run without answers is replaced.
     """
     run_dir = Path(run_dir)
+    if _torn_header(run_dir):
+        log.warning("replacing the empty %s left by a failed start", run_dir / RUN_FILE)
+        (run_dir / RUN_FILE).unlink(missing_ok=True)
     check_header(run_dir, header)
     run_dir.mkdir(parents=True, exist_ok=True)
     target = run_dir / RUN_FILE
     tmp = _temporary(target)
-    data = _dump(header)
     try:
-        _write_new(tmp, data)
-        os.link(tmp, target)
-        created = True
-    except FileExistsError:
-        created = False
-    except OSError:  # file systems without hard links: exclusive create of the final name
+        _write_new(tmp, _dump(header))
         try:
-            _write_new(target, data)
+            os.link(tmp, target)
             created = True
         except FileExistsError:
             created = False
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+                raise
+            created = _claim_without_link(tmp, target)
     finally:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
     if not created:
         check_header(run_dir, header)
     return created
+
+
+def _claim_without_link(tmp: str, target: Path) -> bool:
+    """Create ``target`` from ``tmp`` on a file system without hard links; False if it already exists.
+
+    An exclusive create of an empty placeholder decides who owns the name; the
+    complete file then replaces it by rename, and a failed write removes it.
+    """
+    try:
+        os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+    except FileExistsError:
+        return False
+    try:
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(target)
+        raise
+    return True
 
 
 def _prediction_files(run_dir: Path) -> Iterable[os.DirEntry[str]]:
@@ -205,17 +273,32 @@ def _prediction_files(run_dir: Path) -> Iterable[os.DirEntry[str]]:
 
 
 def read_predictions(run_dir: Path) -> dict[str, dict[str, Any]]:
-    """Return every readable prediction record of a run, by question id (torn or foreign files skipped)."""
+    """Return every valid prediction record of a run, by question id.
+
+    Valid means what score accepts (:func:`schema.prediction_problem`), in a
+    regular file named for its question: a torn, foreign or invalid file is
+    skipped with a warning, so its question is asked again and the new answer
+    replaces it.
+    """
     records: dict[str, dict[str, Any]] = {}
     for entry in _prediction_files(Path(run_dir)):
         try:
+            if not entry.is_file():  # a FIFO or a dangling link would block or fail the read
+                raise OSError("not a regular file")
             with open(entry.path, "rb") as f:
                 record = json.loads(f.read())
-        except (OSError, ValueError):
-            log.warning("ignoring unreadable prediction file %s (its question will be asked again)", entry.path)
+        except (OSError, ValueError) as exc:
+            log.warning(
+                "ignoring unreadable prediction file %s (%s); its question will be asked again", entry.path, exc
+            )
             continue
-        if isinstance(record, dict) and isinstance(record.get("question_id"), str) and "status" in record:
-            records[record["question_id"]] = record
+        problem = prediction_problem(record, entry.name[: -len(".json")])
+        if problem is not None:
+            log.warning(
+                "ignoring invalid prediction file %s (%s); its question will be asked again", entry.path, problem
+            )
+            continue
+        records[record["question_id"]] = record
     return records
 
 
@@ -292,6 +375,78 @@ def _alive(pid: int) -> bool:
     return True
 
 
+LOCK_FILE = ".predict.lock"
+
+
+class RunLock:
+    """Keeps two predict processes from asking the same questions of one run folder.
+
+    A process without a shard holds an exclusive ``flock`` on ``.predict.lock``;
+    shards hold it shared (shards split the work between them) plus an exclusive
+    lock on their own ``.predict.shard-k-of-n.lock``, so two copies of one shard
+    are refused too. The kernel drops a lock when its process dies (``kill -9``
+    included), so a lock is never stale; the file only names the holder (host,
+    pid, start) for the message. Where the file system has no locks, a warning
+    is logged and the run goes on unlocked.
+    """
+
+    def __init__(self, run_dir: Path, shard: tuple[int, int] | None) -> None:
+        self.run_dir = Path(run_dir)
+        self.shard = shard
+        self._files: list[Any] = []
+
+    def _take(self, name: str, exclusive: bool) -> bool:
+        path = self.run_dir / name
+        handle = open(path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            self._holder = handle.read().strip()
+            handle.close()
+            return False
+        except OSError as exc:  # ENOLCK, EOPNOTSUPP: a file system without locks
+            handle.close()
+            log.warning("cannot lock %s (%s): nothing stops a second predict process on this run", path, exc)
+            return True
+        if exclusive:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"host {_HOST}, pid {os.getpid()}, since {time.strftime('%Y-%m-%d %H:%M:%S %Z')}\n")
+            handle.flush()
+        self._files.append(handle)
+        return True
+
+    def __enter__(self) -> RunLock:
+        self._holder = ""
+        if self.shard is None:
+            if not self._take(LOCK_FILE, exclusive=True):  # shards hold it shared and write no holder line
+                self._refuse("another predict process" if self._holder else "predict processes with run.shard=k/n")
+            return self
+        k, n = self.shard
+        if not self._take(LOCK_FILE, exclusive=False):
+            self._refuse("a predict process without run.shard")
+        if not self._take(f".predict.shard-{k}-of-{n}.lock", exclusive=True):
+            self._refuse(f"another predict process with run.shard={k}/{n}")
+        return self
+
+    def _refuse(self, who: str) -> None:
+        self.__exit__(None, None, None)
+        holder = f" ({self._holder})" if self._holder else ""
+        verb = "are" if who.startswith("predict processes") else "is"
+        raise UserError(
+            f"{who[0].upper()}{who[1:]}{holder} {verb} working on the run folder {self.run_dir}; a second one "
+            "would ask the same questions again (double cost). Wait for it to finish, or split the work: give "
+            "every process its own run.shard=k/n (e.g. run.shard=0/2 and run.shard=1/2)."
+        )
+
+    def __exit__(self, *exc: object) -> None:
+        for handle in self._files:
+            with contextlib.suppress(OSError):
+                handle.close()  # closing drops the lock; the file stays, naming nobody who holds it
+        self._files.clear()
+
+
 class PredictionWriter:
     """Writes prediction records on background threads, so file I/O never stalls the request loop.
 
@@ -319,16 +474,24 @@ class PredictionWriter:
             if self._error is not None:
                 continue
             try:
-                atomic_write(f"{self._folder}/{record['question_id']}.json", _dump(record), durable=self.durable)
-            except OSError as exc:
+                data = encode_record(record)
+                atomic_write(f"{self._folder}/{record['question_id']}.json", data, durable=self.durable)
+            except BaseException as exc:
                 self._error = exc
 
     def _raise(self) -> None:
-        if self._error is not None:
+        if self._error is None:
+            return
+        if isinstance(self._error, OSError):
             raise UserError(
                 f"Cannot write prediction files in {self.run_dir} ({self._error}). Free disk space or fix "
                 "permissions, then run the same command again: finished answers are kept."
             ) from self._error
+        raise UserError(
+            f"A prediction file could not be written in {self.run_dir} ({type(self._error).__name__}: "
+            f"{self._error}); the run was stopped so that no answer is lost unnoticed. This is a bug: please report "
+            "it with predict.log. Finished answers are kept; the same command resumes."
+        ) from self._error
 
     def put(self, record: dict[str, Any]) -> None:
         """Queue one prediction record for writing."""

@@ -30,7 +30,8 @@ def _predict(server, root: Path, *extra: str) -> subprocess.CompletedProcess[str
 def test_api_key_is_sent_but_never_written_to_predictions_scores_reports_or_logs(fake_server, tmp_path):
     fake_server.configure(served_name=SERVED, api_key=SECRET, echo_headers=True, faults=FAULTS, retry_after=0)
     outputs = [_predict(fake_server, tmp_path), _predict(fake_server, tmp_path, "run.name=sdk", "provider.client=sdk")]
-    assert [p.returncode for p in outputs] == [0, 0], [p.stderr for p in outputs]
+    # 5 of 8 questions fail by design: a run where most questions end in error exits 1
+    assert [p.returncode for p in outputs] == [1, 1], [p.stderr for p in outputs]
     for run in (RUN, "sdk"):  # the key was sent (the server refuses requests without it) and errors were kept
         records = read_run(tmp_path / "predictions" / DATASET / run)
         assert sum(r["status"] == "ok" for r in records.values()) == 8 - len(FAULTS)
