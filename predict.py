@@ -5,21 +5,20 @@
     python predict.py model=gpt_5_2 provider=openrouter image_mode=vision
     python predict.py -m model=gpt_oss_120b provider=vllm model.reasoning_effort=low,medium,high
 
-Settings: conf/config.yaml; answers: predictions/<dataset>/<run>/ (see jmle_eval/runner.py).
+Settings: conf/config.yaml; answers: predictions/<dataset>/<run>/ (see jmle_eval/predict/runner.py).
 """
 
 from jmle_eval.errors import quiet_interrupts
 
 quiet_interrupts()
 
-import sys
-
 import hydra
 
-from jmle_eval import runner
-from jmle_eval.cli import check_argv, guarded, register_resolvers
+from jmle_eval.cli import guarded, run_hydra
+from jmle_eval.config import setup
+from jmle_eval.predict import runner
 
-register_resolvers()
+setup("config")  # resolvers and schema, before Hydra composes conf/
 
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
@@ -29,5 +28,4 @@ def predict(cfg) -> None:  # noqa: ANN001 - Hydra passes a DictConfig
 
 
 if __name__ == "__main__":
-    check_argv(sys.argv[1:])
-    predict()
+    run_hydra(predict, "config")  # a config mistake: one paragraph, exit 2

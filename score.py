@@ -10,15 +10,14 @@ from jmle_eval.errors import quiet_interrupts
 
 quiet_interrupts()
 
-import sys
-
 import hydra
 from omegaconf import DictConfig
 
-from jmle_eval import scoring
-from jmle_eval.cli import check_argv, guarded, register_resolvers
+from jmle_eval.cli import guarded, run_hydra
+from jmle_eval.config import setup
+from jmle_eval.score import stage as scoring
 
-register_resolvers()
+setup("score")  # resolvers and schema, before Hydra composes conf/
 
 
 @hydra.main(config_path="conf", config_name="score", version_base="1.3")
@@ -29,5 +28,4 @@ def score(cfg: DictConfig) -> int:
 
 
 if __name__ == "__main__":
-    check_argv(sys.argv[1:])
-    score()
+    run_hydra(score, "score")  # a config mistake: one paragraph, exit 2

@@ -160,7 +160,7 @@ def run_child(argv: Sequence[str], *, timeout_s: float, env: dict[str, str] | No
 
 @dataclass
 class Server:
-    """A running fake server process (``jmle_eval.fakeserver``)."""
+    """A running fake server process (``jmle_eval.testing.fakeserver``)."""
 
     proc: subprocess.Popen[bytes]
     port: int
@@ -198,7 +198,7 @@ def fake_server(
     workdir.mkdir(parents=True, exist_ok=True)
     port_file = workdir / "server.port"
     port_file.unlink(missing_ok=True)
-    argv = [PYTHON, "-m", "jmle_eval.fakeserver", "--port", "0", "--port-file", str(port_file)]
+    argv = [PYTHON, "-m", "jmle_eval.testing.fakeserver", "--port", "0", "--port-file", str(port_file)]
     argv += ["--latency", str(latency), "--served-name", served_name, "--config", json.dumps(config or {})]
     with open(workdir / "server.log", "ab") as log:
         proc = subprocess.Popen(argv, cwd=REPO, env=child_env(), stdout=log, stderr=log, start_new_session=True)

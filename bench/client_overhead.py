@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import _harness as h
-from jmle_eval.fakeserver import FakeServer
+from jmle_eval.testing.fakeserver import FakeServer
 
 BENCH = "client_overhead"
 SERVED = "openai/gpt-oss-20b"  # conf/model/gpt_oss_20b.yaml model.id: the preflight checks the served name
@@ -149,10 +149,7 @@ def measure(server: h.Server, sc: Scenario, client: str, n: int, timeout_s: floa
     server.reset(**(sc.fault or {"fault": None}))
     server_cpu = server.cpu_s()
     overrides = CLIENTS[client][1]
-    if overrides is None:
-        m = _threadpool(server, sc, n, timeout_s)
-    else:
-        m = _predict(server, sc, n, overrides, timeout_s)
+    m = _threadpool(server, sc, n, timeout_s) if overrides is None else _predict(server, sc, n, overrides, timeout_s)
     m["server_cpu_s"] = server.cpu_s() - server_cpu
     m["others"] = h.others_share(m["child"], m["server_cpu_s"])
     stats = server.stats()
@@ -198,8 +195,7 @@ def _misses(sc: Scenario, row: Row, n: int, faulted: int | None) -> list[str]:
     return misses
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run every scenario × client, print the table, return 1 if a target is missed."""
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="one repeat, default predict.py and the thread pool only")
     p.add_argument("--repeats", type=int, default=3)
@@ -208,54 +204,41 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clients", default=",".join(CLIENTS), help=f"comma-separated subset of {','.join(CLIENTS)}")
     p.add_argument("--scenarios", default="", help="comma-separated subset by position, e.g. 1,3")
     p.add_argument("--keep", action="store_true", help="keep the run folders under bench/out/")
-    args = p.parse_args(argv)
-    repeats = 1 if args.quick else args.repeats
-    clients = [c for c in args.clients.split(",") if c in CLIENTS and (not args.quick or c in QUICK_CLIENTS)]
-    picked = {int(i) for i in args.scenarios.split(",") if i}
-    scenarios = [sc for i, sc in enumerate(SCENARIOS, 1) if not picked or i in picked]
-    info = h.announce_machine()
-    probe_ms, probe_dir = h.disk_probe(BENCH)
-    dirs: list[Path] = [probe_dir]
-    print(f"disk: {probe_ms:.2f} ms per fsynced small file (create, write, fsync, rename)")
+    return p.parse_args(argv)
 
-    results: dict[str, dict[str, Row]] = {}
-    ideals: dict[str, float] = {}
-    question_ids = _question_ids(args.n)
-    record: dict[str, Any] = {"machine": info, "n": args.n, "latency": args.latency, "disk_ms_per_file": [probe_ms]}
-    record["runs"] = []
-    failed: list[str] = []
-    timeout_s = 300.0
-    for sc in scenarios:
-        ideal = ideals[sc.name] = sc.ideal(question_ids, args.latency)
-        rows = results[sc.name] = {c: Row() for c in clients}
-        faulted = None
-        with h.fake_server(latency=args.latency, served_name=SERVED, workdir=h.OUT / BENCH) as server:
-            for rep in range(repeats):
-                for client in clients:  # interleaved, so slow phases of the machine hit every client alike
-                    m = measure(server, sc, client, args.n, timeout_s)
-                    dirs.append(m["dir"])
-                    if "problem" in m:
-                        rows[client].problems.append(m["problem"])
-                        print(f"  {sc.name} {client} #{rep + 1}: {m['problem']}", file=sys.stderr)
-                        continue
-                    if sc.fault:
-                        faulted = int(m["statuses"].get(sc.fault["fault"], 0))
-                    raw = _add(rows[client], m, ideal)
-                    record["runs"].append({"scenario": sc.name, "client": client, "repeat": rep + 1, **raw})
-                    print(
-                        f"  {sc.name:<15} {client:<16} #{rep + 1}: ratio {raw['ratio']:.3f} "
-                        f"(loop {raw['loop_wall_s']:.2f} s, process {raw['process_wall_s']:.2f} s, "
-                        f"cpu {raw['user_s']:.2f} user + {raw['sys_s']:.2f} sys, others {raw['other_load_pct']:.0f} %)",
-                        flush=True,
-                    )
-        if "predict" in rows:
-            misses = _misses(sc, rows["predict"], args.n, faulted)
-            failed += [f"{sc.name}: {miss}" for miss in misses]
-            record.setdefault("verdicts", {})[sc.name] = misses or "pass"
-    probe_ms, probe_dir = h.disk_probe(BENCH)
-    dirs.append(probe_dir)
-    record["disk_ms_per_file"].append(probe_ms)
 
+def _run_scenario(
+    sc: Scenario, clients: list[str], args: argparse.Namespace, ideal: float, record: dict[str, Any], dirs: list[Path]
+) -> tuple[dict[str, Row], int | None]:
+    """Measure every client on one scenario, interleaved; return its rows and how many questions were faulted."""
+    rows = {c: Row() for c in clients}
+    faulted = None
+    with h.fake_server(latency=args.latency, served_name=SERVED, workdir=h.OUT / BENCH) as server:
+        for rep in range(record["repeats"]):
+            for client in clients:  # interleaved, so slow phases of the machine hit every client alike
+                m = measure(server, sc, client, args.n, timeout_s=300.0)
+                dirs.append(m["dir"])
+                if "problem" in m:
+                    rows[client].problems.append(m["problem"])
+                    print(f"  {sc.name} {client} #{rep + 1}: {m['problem']}", file=sys.stderr)
+                    continue
+                if sc.fault:
+                    faulted = int(m["statuses"].get(sc.fault["fault"], 0))
+                raw = _add(rows[client], m, ideal)
+                record["runs"].append({"scenario": sc.name, "client": client, "repeat": rep + 1, **raw})
+                print(
+                    f"  {sc.name:<15} {client:<16} #{rep + 1}: ratio {raw['ratio']:.3f} "
+                    f"(loop {raw['loop_wall_s']:.2f} s, process {raw['process_wall_s']:.2f} s, "
+                    f"cpu {raw['user_s']:.2f} user + {raw['sys_s']:.2f} sys, others {raw['other_load_pct']:.0f} %)",
+                    flush=True,
+                )
+    return rows, faulted
+
+
+def _report(
+    scenarios: list[Scenario], results: dict[str, dict[str, Row]], ideals: dict[str, float], record: dict[str, Any]
+) -> None:
+    """Print the table of every scenario × client (median and range) and the in-flight limit cuts."""
     headers = ["scenario", "client", "ratio", "ideal s", "loop wall s", "process wall s", "CPU s / 1k req"]
     headers += ["peak RSS MB", "requests", "errors", "other load %", "target"]
     lines = []
@@ -271,15 +254,42 @@ def main(argv: list[str] | None = None) -> int:
                 + [requests, max(row.errors, default="—"), row.others.show(0), target]
             )
     print()
-    print(f"N = {args.n}, L = {args.latency} s, {repeats} interleaved repeat(s): median (min–max)")
+    print(f"N = {record['n']}, L = {record['latency']} s, {record['repeats']} interleaved repeat(s): median (min–max)")
     print(h.table(headers, lines))
-    for r in record["runs"]:
-        if r["limit_cuts_lowest"]:
-            count, lowest = r["limit_cuts_lowest"]
-            print(
-                f"  {r['scenario']}, {r['client']} #{r['repeat']}: in-flight limit cut {count} times, lowest {lowest}"
-            )
+    for r in (r for r in record["runs"] if r["limit_cuts_lowest"]):
+        count, lowest = r["limit_cuts_lowest"]
+        print(f"  {r['scenario']}, {r['client']} #{r['repeat']}: in-flight limit cut {count} times, lowest {lowest}")
     print(f"disk before/after: {' / '.join(f'{ms:.2f}' for ms in record['disk_ms_per_file'])} ms per fsynced file")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every scenario × client, print the table, return 1 if a target is missed."""
+    args = _arguments(argv)
+    repeats = 1 if args.quick else args.repeats
+    clients = [c for c in args.clients.split(",") if c in CLIENTS and (not args.quick or c in QUICK_CLIENTS)]
+    picked = {int(i) for i in args.scenarios.split(",") if i}
+    scenarios = [sc for i, sc in enumerate(SCENARIOS, 1) if not picked or i in picked]
+    info = h.announce_machine()
+    probe_ms, probe_dir = h.disk_probe(BENCH)
+    dirs: list[Path] = [probe_dir]
+    print(f"disk: {probe_ms:.2f} ms per fsynced small file (create, write, fsync, rename)")
+    record: dict[str, Any] = {"machine": info, "n": args.n, "latency": args.latency, "disk_ms_per_file": [probe_ms]}
+    record.update(repeats=repeats, runs=[])
+    question_ids = _question_ids(args.n)
+    ideals = {sc.name: sc.ideal(question_ids, args.latency) for sc in scenarios}
+    results: dict[str, dict[str, Row]] = {}
+    failed: list[str] = []
+    for sc in scenarios:
+        rows, faulted = _run_scenario(sc, clients, args, ideals[sc.name], record, dirs)
+        results[sc.name] = rows
+        if "predict" in rows:
+            misses = _misses(sc, rows["predict"], args.n, faulted)
+            failed += [f"{sc.name}: {miss}" for miss in misses]
+            record.setdefault("verdicts", {})[sc.name] = misses or "pass"
+    probe_ms, probe_dir = h.disk_probe(BENCH)
+    dirs.append(probe_dir)
+    record["disk_ms_per_file"].append(probe_ms)
+    _report(scenarios, results, ideals, record)
     return h.finish(BENCH, record, failed, dirs, args.keep)
 
 

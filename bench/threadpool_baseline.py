@@ -19,8 +19,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from jmle_eval import prompts
 from jmle_eval.config import compose, load_questions
+from jmle_eval.predict import prompts
 
 
 def main() -> None:

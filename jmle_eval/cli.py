@@ -1,113 +1,36 @@
-"""Glue between Hydra and the library: config resolvers and user-error handling.
+"""Glue between the entry points and the library: user errors become one paragraph and an exit code.
 
 Entry points stay thin: ``@hydra.main`` hands the composed config to one
 library function wrapped by :func:`guarded`, which turns a :class:`UserError`
 into one clear paragraph on stderr and a non-zero exit, and removes the Hydra
 output folder a refused invocation created, so that a bad command leaves
 nothing behind.
+
+Config mistakes never reach the task: :func:`run_hydra` checks the override
+keys against the schema first (no composition, so no start-up cost), and sets
+``HYDRA_FULL_ERROR`` so that Hydra raises its composition errors instead of
+printing two paragraphs and exiting 1; they are then explained in our words
+(:func:`jmle_eval.config_errors.explain`) with exit code 2. An exception from
+the task itself is a bug: :func:`guarded` marks it, and it ends in a traceback.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
-import re
 import shutil
-import socket
 import sys
-import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from jmle_eval.errors import UserError
+from jmle_eval.errors import UserError, restore_interrupts
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._=-]+")
-
-
-def run_name(model_name: str, task_overrides: list[str], ignore: list[str], aliases: Mapping[str, str]) -> str:
-    """Return ``<model>`` plus the answer-changing overrides, e.g. ``gpt_oss_120b-effort_high``.
-
-    Only ``model.*``, ``prompt.*`` and ``image_mode`` overrides change answers;
-    the rest (provider, run, paths, server, dataset selection) do not, so a
-    resumed or re-sharded run keeps its name.
-    """
-    parts = [model_name]
-    for item in sorted(task_overrides):
-        key, _, value = item.lstrip("+~").partition("=")
-        if not (key.startswith(("model.", "prompt.")) or key == "image_mode"):
-            continue
-        if any(key == i or key.startswith(i + ".") for i in ignore):
-            continue
-        alias = aliases.get(key)
-        label = value if alias == "" else f"{alias or key.rsplit('.', 1)[-1]}_{value}"
-        parts.append(_UNSAFE.sub("_", label).strip("_"))
-    return "-".join(p for p in parts if p)
-
-
-def _resolve_run_name(model_name: str, *, _root_: DictConfig) -> str:
-    from hydra.core.hydra_config import HydraConfig
-
-    try:
-        overrides = list(HydraConfig.get().overrides.task)
-    except ValueError:  # composed outside @hydra.main (tests, compose API): no overrides known
-        overrides = []
-    run = _root_.get("run", {})
-    return run_name(
-        model_name,
-        overrides,
-        list(run.get("name_ignore") or []),
-        dict(run.get("name_aliases") or {}),
-    )
-
-
-def _job_tag() -> str:
-    """Return a tag unique per process, so concurrent shards never share a log folder."""
-    return f"{socket.gethostname().split('.')[0]}-{os.getpid()}"
-
-
-def _run_folder(name: Any) -> str:
-    """Return ``name`` as the run folder, or a placeholder when it is not one safe folder name.
-
-    Hydra makes its log folder inside the run folder before predict starts, so
-    a name such as ``../../etc`` must not reach the path; predict then refuses
-    the name itself (``plan.check_run_name``) and the placeholder folder is
-    removed with the rest of a refused start.
-    """
-    text = str(name)
-    unsafe = not text.strip() or text.startswith(".") or any(c in text for c in "/\\\0") or not text.isprintable()
-    return "_refused-run-name_" if unsafe else text
-
-
-def _log_root(run_dir: Any) -> str:
-    """Return ``run_dir`` for Hydra's log folder, or a temporary folder when it cannot be made there.
-
-    Hydra creates its output folder before predict starts; when a part of the
-    path is a file (``paths.predictions=<a file>``) that would be a traceback, so
-    the log goes to the temporary folder and predict refuses the path itself.
-    """
-    path = Path(str(run_dir))
-    for folder in (path, *path.parents):
-        if folder.exists():
-            if folder.is_dir():
-                return str(path)
-            break
-    return os.path.join(tempfile.gettempdir(), "jmle-eval-refused", _job_tag())
-
-
-def register_resolvers() -> None:
-    """Register the ``jmle_*`` OmegaConf resolvers (idempotent)."""
-    if not OmegaConf.has_resolver("jmle_log_root"):
-        OmegaConf.register_new_resolver("jmle_log_root", _log_root)
-    if not OmegaConf.has_resolver("jmle_run_folder"):
-        OmegaConf.register_new_resolver("jmle_run_folder", _run_folder)
-    if not OmegaConf.has_resolver("jmle_run_name"):
-        OmegaConf.register_new_resolver("jmle_run_name", _resolve_run_name)
-    if not OmegaConf.has_resolver("jmle_job_tag"):
-        OmegaConf.register_new_resolver("jmle_job_tag", _job_tag, use_cache=True)
+_RAISE = "HYDRA_FULL_ERROR"
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -127,6 +50,50 @@ def check_argv(argv: list[str]) -> None:
                 f"The override {arg!r} has no key before '='. Write overrides as key=value, e.g. run.limit=5 or "
                 "model=qwen3_32b (see conf/config.yaml for the keys)."
             )
+
+
+def run_hydra(main: Callable[[], Any], config_name: str) -> None:
+    """Run an ``@hydra.main`` entry point; any config mistake, Hydra's own included, is one paragraph and exit 2."""
+    from jmle_eval.config import setup
+    from jmle_eval.config_errors import check_overrides, explain
+
+    argv = sys.argv[1:]
+    check_argv(argv)
+    setup(config_name)
+    try:
+        check_overrides(argv, config_name)
+    except UserError as exc:
+        fail(str(exc), exc.exit_code)
+    if os.environ.get(_RAISE):  # the user asked for Hydra's own report, traceback included
+        main()
+        return
+    os.environ[_RAISE] = "1"
+    try:
+        main()
+    except Exception as exc:
+        if getattr(exc, "jmle_task_error", False):  # a bug in the task, not a config mistake
+            raise
+        _remove_sweep_record(exc)
+        fail(explain(exc, config_name))
+
+
+def _remove_sweep_record(exc: BaseException) -> None:
+    """Delete the ``multirun.yaml`` a refused sweep wrote before Hydra composed its points, and emptied folders.
+
+    Hydra's sweeper saves it, then validates every point; its folder is found in the sweeper's frame.
+    """
+    tb, sweep = exc.__traceback__, None
+    while tb is not None and sweep is None:
+        if tb.tb_frame.f_code.co_name == "sweep" and isinstance(tb.tb_frame.f_locals.get("sweep_dir"), Path):
+            sweep = tb.tb_frame.f_locals["sweep_dir"]
+        tb = tb.tb_next
+    record = sweep / "multirun.yaml" if sweep else None
+    if sweep and record and record.is_file() and not [p for p in sweep.iterdir() if p != record]:
+        record.unlink()
+        for folder in (sweep, sweep.parent):  # predictions/<dataset>, then predictions/ (never the cwd)
+            if folder.resolve() != Path.cwd().resolve():
+                with contextlib.suppress(OSError):
+                    folder.rmdir()  # only succeeds when empty
 
 
 def _log_to_files(message: str) -> None:
@@ -169,13 +136,21 @@ def _remove_hydra_output(stop_at: str | None) -> None:
         parent = parent.parent
 
 
+def _checked(fn: Callable[[DictConfig], int | None], cfg: DictConfig) -> int | None:
+    from jmle_eval.config_schema import check_values
+
+    check_values(cfg)
+    return fn(cfg)
+
+
 def guarded(fn: Callable[[DictConfig], int | None]) -> Callable[[DictConfig], None]:
     """Wrap a Hydra task function: UserError → clear message, cleanup, exit code 2."""
 
     @functools.wraps(fn)
     def wrapper(cfg: DictConfig) -> None:
+        restore_interrupts()  # from here on Ctrl-C cancels the work and keeps what is done
         try:
-            code = fn(cfg)
+            code = _checked(fn, cfg)
         except UserError as exc:
             if exc.keep_output:  # a run that did work keeps its log, with why it stopped
                 _log_to_files(str(exc))
@@ -185,17 +160,10 @@ def guarded(fn: Callable[[DictConfig], int | None]) -> Callable[[DictConfig], No
         except KeyboardInterrupt:
             print("interrupted: finished work is kept; run the same command again to resume.", file=sys.stderr)
             raise SystemExit(130) from None
+        except Exception as exc:
+            exc.jmle_task_error = True  # type: ignore[attr-defined]  # run_hydra: not a config mistake
+            raise
         if code:
             raise SystemExit(code)
 
     return wrapper
-
-
-def to_plain(cfg: Any) -> Any:
-    """Return a resolved plain-Python copy of a config node (dicts and lists)."""
-    if isinstance(cfg, DictConfig) or OmegaConf.is_config(cfg):
-        try:
-            return OmegaConf.to_container(cfg, resolve=True)
-        except Exception as exc:  # omegaconf raises several types for bad interpolations
-            raise UserError(f"The configuration cannot be resolved: {exc}") from exc
-    return cfg

@@ -16,17 +16,28 @@ class UserError(Exception):
 
 
 def quiet_interrupts() -> None:
-    """Make Ctrl-C before a command's work starts (imports, config composition) end with one line, not a traceback.
+    """Make Ctrl-C before a command's work starts (imports, config composition) end at once with one line.
 
-    Entry points call this first. Python still exits by SIGINT (status 130), as
-    a shell expects of an interrupted command; other exceptions are untouched.
+    Entry points call this first, and :func:`restore_interrupts` when their task
+    starts (from then on Ctrl-C cancels the work cleanly and keeps what is done).
+    Until then nothing has been written, so exiting at once is safe; letting the
+    KeyboardInterrupt run through Hydra's or OmegaConf's internals instead gave a
+    traceback or an unrelated error with exit code 1.
     """
+    import os
+    import signal
     import sys
 
-    def hook(kind: type[BaseException], value: BaseException, tb: object) -> None:
-        if issubclass(kind, KeyboardInterrupt):
-            print("interrupted: nothing was started; run the same command again.", file=sys.stderr)
-            return
-        sys.__excepthook__(kind, value, tb)  # type: ignore[arg-type]
+    def stop(signum: int, frame: object) -> None:
+        sys.stderr.write("interrupted: nothing was started; run the same command again.\n")
+        sys.stderr.flush()
+        os._exit(128 + signum)
 
-    sys.excepthook = hook
+    signal.signal(signal.SIGINT, stop)
+
+
+def restore_interrupts() -> None:
+    """Give Ctrl-C back to Python (KeyboardInterrupt), as a command's task starts its work."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)

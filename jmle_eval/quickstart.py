@@ -17,8 +17,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from jmle_eval.cli import fail, run_name
+from jmle_eval.cli import fail
 from jmle_eval.errors import UserError
+from jmle_eval.resolvers import run_name
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_QUESTIONS = 20

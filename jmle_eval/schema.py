@@ -7,7 +7,8 @@ prediction files); inside the pipeline they are plain typed objects.
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -18,6 +19,24 @@ QuestionType = Literal["single", "multi", "numeric"]
 """One letter, several letters (``select`` says how many), or a number."""
 
 Status = Literal["ok", "error"]
+
+ItemStatus = Literal["ok", "error", "missing", "not_asked"]
+"""A scored line's status: a prediction file exists (ok, error), none yet (missing), or not asked (image_mode=skip)."""
+
+ImageMode = Literal["skip", "blind", "vision"]
+"""How a run poses questions with clinical images: left out, text only, or with the images."""
+IMAGE_MODES: tuple[ImageMode, ...] = ("skip", "blind", "vision")
+
+ANSWER_MARKER = "【回答】"
+"""The default required final-answer line (``prompt.answer_marker``); a run records the one it used."""
+
+
+def list_price_cost(usage: Mapping[str, Any], price: Mapping[str, Any]) -> float | None:
+    """Return the list-price cost in USD of a reply's token usage, or None when a price is not known."""
+    if price.get("input") is None or price.get("output") is None:
+        return None
+    prompt, completion = usage.get("prompt_tokens", 0) or 0, usage.get("completion_tokens", 0) or 0
+    return (prompt * float(price["input"]) + completion * float(price["output"])) / 1e6
 
 
 class Question(BaseModel):
@@ -128,7 +147,7 @@ class ScoredItem(BaseModel):
     type: QuestionType
     requires_image: bool
     points_possible: int = Field(description="the question's points; 0 = excluded from every denominator")
-    status: Literal["ok", "error", "missing", "not_asked"] = Field(
+    status: ItemStatus = Field(
         description="ok | error (a prediction file exists) | missing (no file yet) | not_asked (image_mode=skip)"
     )
     predicted: list[str] | None = Field(description="parsed answer; None = parse failure or no answer")

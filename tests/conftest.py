@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from jmle_eval.fakeserver import FakeServer, serve
+from jmle_eval.testing.fakeserver import FakeServer, serve
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -40,7 +40,7 @@ class RunningFakeServer:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def configure(self, **update: Any) -> None:
-        """Change the server's behaviour (see ``jmle_eval.fakeserver.DEFAULTS``)."""
+        """Change the server's behaviour (see ``jmle_eval.testing.fakeserver.DEFAULTS``)."""
         self.loop.call_soon_threadsafe(self.server.config.update, update)
 
     def stats(self) -> dict[str, Any]:

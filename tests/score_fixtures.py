@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from jmle_eval.config import compose, load_questions
-from jmle_eval.parse import format_answer
 from jmle_eval.schema import Question
+from jmle_eval.score.parse import format_answer
 
 FINGERPRINT = "fp-test"
 

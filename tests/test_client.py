@@ -9,7 +9,9 @@ import time
 
 import pytest
 
-from jmle_eval.client import AdaptiveLimit, ChatClient, Fatal, Reply, parse_completion, retry_after_s
+from jmle_eval.predict.client import ChatClient
+from jmle_eval.predict.limit import AdaptiveLimit
+from jmle_eval.predict.replies import Fatal, Reply, parse_completion, retry_after_s
 
 
 def _body(qid: str) -> bytes:

@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from jmle_eval.grade import compile_key, compile_keys, grade, is_correct, to_decimal
 from jmle_eval.schema import Question
+from jmle_eval.score.grade import compile_key, compile_keys, grade, is_correct, to_decimal
 from tests.score_fixtures import questions
 
 

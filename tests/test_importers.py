@@ -6,9 +6,10 @@ import json
 
 import pytest
 
-from jmle_eval import importers, scoring
 from jmle_eval.errors import UserError
 from jmle_eval.schema import Prediction
+from jmle_eval.score import importers
+from jmle_eval.score import stage as scoring
 from tests.conftest import REFERENCE_RESULTS
 from tests.score_fixtures import settings, write_run
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jmle_eval.parse import format_answer, parse, parse_extracted, parse_lenient, strip_reasoning
+from jmle_eval.score.parse import format_answer, parse, parse_extracted, parse_lenient, strip_reasoning
 
 # (reply, question type, expected answer or None, expected rule, strict)
 CASES = [
@@ -86,6 +86,16 @@ CASES = [
     ("28 kcal", "numeric", ("28",), "bare", False),
     ("\\boxed{d}", "single", ("d",), "boxed", False),
     ("説明です。\n\nc", "single", ("c",), "last_line", False),
+    # letters are choices only as a word of their own: a drug name or a vitamin is no answer
+    ("【回答】ace", "multi", ("a", "c", "e"), "marker", False),
+    ("【回答】a, c", "multi", ("a", "c"), "marker", True),
+    ("【回答】d急性喉頭蓋炎", "single", ("d",), "marker", False),  # one letter glued to its choice's text
+    ("【回答】a、ace阻害薬を追加", "multi", ("a",), "marker", False),
+    ("正解は b です。ace阻害薬は禁忌。", "single", ("b",), "label", False),
+    ("【回答】ace阻害薬", "single", None, None, False),
+    ("【回答】ace阻害薬", "multi", None, None, False),
+    ("【回答】ca拮抗薬", "multi", None, None, False),
+    ("【回答】b12欠乏", "single", None, None, False),
     # parse failures: never a guess
     ("", "single", None, None, False),
     ("【回答】", "single", None, None, False),

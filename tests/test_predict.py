@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
+import re
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from jmle_eval import plan, runner, store
-from jmle_eval.cli import to_plain
-from jmle_eval.config import CONF_DIR, compose
+from jmle_eval.config import CONF_DIR, compose, to_plain
 from jmle_eval.errors import UserError
+from jmle_eval.predict import plan, prompts, runner, settings, store
 
 SERVED = "smollm2-135m"  # model=smollm2_135m's id: the fake server serves that name
 
@@ -167,7 +168,89 @@ def test_selection_applies_ids_then_limit_then_shard():
     assert [q.id for q in picked] == ["120A-3", "120A-7", "120A-11", "120A-15", "120A-19"]
     assert len(plan.select(questions, "skip")) == sum(not q.requires_image for q in questions)
     assert [q.id for q in plan.select(questions, "blind", ids=["120b30", "120A-2"])] == ["120A-2", "120B-30"]
-    assert plan.parse_shard("1/3") == (1, 3) and plan.parse_shard(None) is None
+    assert settings.parse_shard("1/3") == (1, 3) and settings.parse_shard(None) is None
+
+
+# Pinned on the code before the templates moved to files: the hash is part of every existing run's
+# fingerprint, so a different value would refuse to resume every run made with prompt.version=v1.
+V1_TEMPLATE_HASH = "a748a0e713eb"
+V1_MESSAGES_SHA256 = {
+    "blind": "928391a8c3abed9947a1fb76c50301eed888c2f326412e942a39a3c713dcca31",
+    "vision": "f142e5d4ea526a3eef47ec151ecf40c53c869f7d59c8aeafd70d970d4b9beee7",
+}
+
+
+def test_v1_prompt_hash_and_messages_stay_byte_identical_so_old_runs_resume():
+    assert prompts.template_hash("v1") == V1_TEMPLATE_HASH
+    questions = plan.datasets.load(to_plain(compose([]))["dataset"], data_dir="data")
+    for mode, expected in V1_MESSAGES_SHA256.items():
+        digest = hashlib.sha256()
+        for question in questions:
+            digest.update(json.dumps(prompts.build_messages(question, mode), ensure_ascii=False).encode())
+        assert digest.hexdigest() == expected, mode
+    first = prompts.render_text(next(q for q in questions if q.id == "120A-1"), "blind")
+    assert first.startswith("【問題 120A-1】\n\n胃癌に伴う") and first.endswith(
+        "\n\n選択肢から1つ選んでください。\n\n考えた過程を書いてもかまいませんが、最後の行には必ず次の形式で"
+        "解答だけを書いてください。\n【回答】a"
+    )
+
+
+EN_TEMPLATE = """\
+system: You are a physician answering a medical licensing exam.
+header: "[Question {id}]"
+case: "[Case] {case}"
+choose_one: Choose one option.
+choose_n: Choose {n} options.
+numeric: Answer with the number only.
+blind: The image of this question is not shown.
+vision: The image of this question is attached.
+answer_line: "End with this line: {marker}{example}"
+choice: "{letter}. {text}"
+"""
+
+
+@pytest.fixture
+def english_template(tmp_path, monkeypatch):
+    """Add an English v1 template next to a copy of the real ones (as a file, the way a language is added)."""
+    import shutil
+
+    folder = tmp_path / "templates"
+    shutil.copytree(prompts.TEMPLATE_DIR, folder)
+    (folder / "en").mkdir()
+    (folder / "en" / "v1.yaml").write_text(EN_TEMPLATE, encoding="utf-8")
+    monkeypatch.setattr(prompts, "TEMPLATE_DIR", folder)
+    prompts.template.cache_clear()
+    yield folder
+    prompts.template.cache_clear()
+
+
+def test_a_language_is_a_template_file_and_the_card_or_prompt_language_picks_it(english_template, tmp_path):
+    assert prompts.languages() == ["en", "ja"] and prompts.template_hash("v1") == V1_TEMPLATE_HASH
+    cfg = to_plain(compose([f"paths.predictions={tmp_path / 'predictions'}"]))
+    cfg["dataset"]["language"] = "en"
+    job = plan.plan(cfg)
+    inputs = job.header["fingerprint_inputs"]
+    assert (job.prompt_language, inputs["prompt.language"]) == ("en", "en")
+    assert inputs["prompt.template_hash"] == prompts.template_hash("v1", "en") != V1_TEMPLATE_HASH
+    question = next(q for q in job.todo or [] if q.id == "120A-1")
+    system, user = prompts.build_messages(question, "blind", job.prompt_version, job.answer_marker, "en")
+    assert system["content"].startswith("You are a physician") and user["content"].startswith("[Question 120A-1]")
+    assert "\na. 緊急手術\n" in user["content"] and user["content"].endswith("End with this line: 【回答】a")
+    cfg["prompt"]["language"] = "ja"  # the run's prompt.language wins over the card's
+    japanese = plan.plan(cfg, load=False)
+    assert japanese.prompt_language == "ja" and "prompt.language" not in japanese.header["fingerprint_inputs"]
+
+
+def test_an_unknown_or_malformed_prompt_template_is_refused_naming_what_exists(english_template):
+    with pytest.raises(UserError, match="Unknown prompt.language 'fr'. Languages with templates: en, ja"):
+        prompts.template("v1", "fr")
+    with pytest.raises(UserError, match="Unknown prompt.version 'v9' for language 'ja'. Available versions: v1"):
+        prompts.template("v9")
+    with pytest.raises(UserError, match="Unknown prompt.version '../ja/v1'"):
+        prompts.template("../ja/v1", "en")
+    (english_template / "en" / "v2.yaml").write_text("system: only this\nfooter: x\n", encoding="utf-8")
+    with pytest.raises(UserError, match=r"malformed: missing text \['header', .*unknown keys \['footer'\]"):
+        prompts.template("v2", "en")
 
 
 MODELS = sorted(Path(p).stem for p in glob.glob(str(CONF_DIR / "model" / "*.yaml")))
@@ -232,9 +315,51 @@ def test_vision_mode_sends_the_question_images(fake_server, tmp_path):
     assert parts[0]["type"] == "text" and parts[1]["image_url"]["url"].startswith("data:image/png;base64,")
 
 
-def test_progress_bar_mode_runs_and_summary_counts_this_call(fake_server, tmp_path):
+# The prediction file layout, key by key and in order (DESIGN.md "Record formats"): files written before and
+# after predict built its records through schema.Prediction must read the same.
+PREDICTION_KEYS = [
+    "question_id", "status", "answer_text", "reasoning_text", "finish_reason", "usage", "latency_s", "attempts",
+    "error", "model", "fingerprint", "created_at",
+]  # fmt: skip
+
+
+def test_prediction_files_keep_their_json_layout_key_by_key(fake_server, tmp_path):
+    fake_server.configure(faults={"120A-2": "400"})
+    job, _ = predict(fake_server, tmp_path, "run.limit=2", "+model.price.input=1.5", "+model.price.output=6")
+    ok = json.loads((job.run_dir / "120A-1.json").read_bytes())
+    assert list(ok) == [*PREDICTION_KEYS, "cost_usd"]
+    assert {k: v for k, v in ok.items() if k not in ("latency_s", "created_at")} == {
+        "question_id": "120A-1", "status": "ok", "answer_text": "考察…\n【回答】a", "reasoning_text": "考え中…",
+        "finish_reason": "stop", "usage": {"prompt_tokens": 100, "completion_tokens": 20, "reasoning_tokens": 5},
+        "attempts": 1, "error": None, "model": SERVED, "fingerprint": job.header["fingerprint"],
+        "cost_usd": 0.00027,
+    }  # fmt: skip
+    assert isinstance(ok["latency_s"], float) and ok["created_at"].endswith("+00:00")
+    refused = json.loads((job.run_dir / "120A-2.json").read_bytes())
+    assert list(refused) == [*PREDICTION_KEYS, "cost_usd"]
+    assert (refused["status"], refused["answer_text"], refused["usage"], refused["attempts"], refused["cost_usd"]) == (
+        "error", None, {"prompt_tokens": 0, "completion_tokens": 0, "reasoning_tokens": 0}, 1, 0.0,
+    )  # fmt: skip
+    assert refused["error"].startswith("HTTP 400")
+
+
+def test_a_reply_that_is_not_a_valid_prediction_is_stored_as_an_error_to_retry(fake_server, tmp_path):
+    from jmle_eval.predict.replies import Reply
+
+    job = plan.plan(to_plain(compose(overrides(fake_server, tmp_path))), load=False)
+    record = runner.record(job, "120A-1", Reply("ok", answer_text="【回答】a", latency_s=float("nan"), attempts=1))
+    stored = json.loads(store.encode_record(record.model_dump(exclude_unset=True)))
+    assert list(stored) == ["question_id", "status", "usage", "latency_s", "attempts", "error", "model",
+                            "fingerprint", "created_at"]  # fmt: skip
+    assert (stored["status"], stored["usage"], stored["latency_s"]) == ("error", {}, None)
+    assert stored["error"].startswith("reply not storable: latency_s:")
+
+
+def test_progress_bar_renders_final_counts_on_stderr_and_summary_counts_this_call(fake_server, tmp_path, capsys):
     job, out = predict(fake_server, tmp_path, "run.limit=4", "run.progress=true")
     assert (out.asked, out.ok) == (4, 4)
+    bar = capsys.readouterr().err.strip().splitlines()[-1]  # rich leaves the final bar when it stops
+    assert re.fullmatch(r"smollm2_135m ━+ 4/4 0 errors +[\d,]+ tok/s \d+:\d\d:\d\d", bar), bar
     line = runner.summary_line(job.run_name, job.selected, store.totals(job.run_dir), out, job.run_dir)
     assert line.startswith("smollm2_135m: answered 4, errors 0 (4 selected) | this call asked 4: 4 ok, 0 errors")
     assert "tokens 400 in, 80 out (20 reasoning)" in line and "cost n/a" in line

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from jmle_eval import store
+from jmle_eval.predict import store
 from tests.conftest import REPO, run_python
 
 SERVED = "smollm2-135m"

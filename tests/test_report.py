@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from jmle_eval import report, report_html
 from jmle_eval.config import compose, load_questions
+from jmle_eval.report import html as report_html
+from jmle_eval.report import html_report as report
 from jmle_eval.schema import Question
 from tests.conftest import DATA_DIR, run_python
 
@@ -281,7 +282,7 @@ def test_script_json_escapes_everything_that_could_end_a_script():
 
 
 def test_leaderboard_table_keeps_unknown_columns_and_reads_ci_in_either_unit():
-    from jmle_eval.report_leaderboard import leaderboard_html
+    from jmle_eval.report.html_leaderboard import leaderboard_html
 
     row = {"run": "a", "model": "<i>A</i>", "points": 413, "points_max": 500, "score_pct": 82.6,
            "accuracy": 0.75, "correct": 3, "answered": 4, "accuracy_ci_low": 0.5, "accuracy_ci_high": 1.0,

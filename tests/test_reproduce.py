@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from jmle_eval import scoring
-from jmle_eval.parse import parse_extracted
+from jmle_eval.score import stage as scoring
+from jmle_eval.score.parse import parse_extracted
 from tests.conftest import REFERENCE_RESULTS
 from tests.score_fixtures import read_lines, read_summary, settings
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
-from jmle_eval import scoring
+from jmle_eval.config import load_card
 from jmle_eval.errors import UserError
+from jmle_eval.io import dump_json
 from jmle_eval.schema import ScoredItem, prediction_problem
+from jmle_eval.score import stage as scoring
+from jmle_eval.score.records import RunSummary
 from tests.score_fixtures import (
     gold_text,
     questions,
@@ -160,7 +164,7 @@ def test_cost_comes_from_predictions_or_prices_and_is_null_when_unknown(tmp_path
     assert read_summary(tmp_path, DS, "free")["cost_usd"] is None
 
 
-def test_corrupt_and_foreign_files_are_skipped_and_the_rest_is_scored(tmp_path):
+def test_corrupt_and_foreign_files_are_skipped_and_the_rest_is_scored(tmp_path, capsys):
     preds = tmp_path / "predictions"
     good = write_run(preds, DS, "good")
     damaged = write_run(preds, DS, "damaged")
@@ -197,7 +201,19 @@ def test_corrupt_and_foreign_files_are_skipped_and_the_rest_is_scored(tmp_path):
         "notes.txt",
     ]
     assert not (tmp_path / "scored" / DS / "no_run_json.summary.json").exists()
-    assert good.is_dir()
+    assert not (tmp_path / "scored" / DS / "bad_run_json.summary.json").exists()
+    # every folder left out is named with its reason, and the good run is untouched by the others' damage
+    reported = [line.removeprefix(f"skipped: {preds}{os.sep}") for line in capsys.readouterr().err.splitlines()]
+    for entry in (
+        "stray.json is not a data set folder",
+        "unknown_dataset has no data set card",
+        f"{DS}{os.sep}bad_run_json run.json is not valid JSON",
+        f"{DS}{os.sep}no_run_json has no run.json",
+    ):
+        assert any(line.startswith(entry) for line in reported), (entry, reported)
+    assert not any(line.startswith(f"{DS}{os.sep}good") for line in reported)
+    assert read_summary(tmp_path, DS, "good")["skipped_files"] == []
+    assert sorted(p.name for p in good.iterdir()) == sorted([*(f"{q.id}.json" for q in questions(DS)), "run.json"])
 
 
 def test_rescoring_some_runs_keeps_the_others_on_the_leaderboard(tmp_path):
@@ -289,3 +305,126 @@ def test_image_mode_vision_and_blind_expect_every_question(tmp_path):
     assert (
         s["questions"]["missing"] == sum(q.requires_image for q in questions(DS)) and s["questions"]["not_asked"] == 0
     )
+
+
+def _pinned_runs(root: Path) -> None:
+    """Write the small set of runs whose outputs are pinned below: exam grader, one exam and five."""
+
+    def mixed(q):
+        if q.id == "120A-1":
+            return None  # status error
+        if q.id == "120A-2":
+            return "画像がないため回答できません。"  # parse failure
+        if q.id == "120A-3":
+            return "回答：" + gold_text(q).split("【回答】")[1]  # lenient only
+        return gold_text(q) if q.number % 3 else wrong_text(q)
+
+    preds = root / "predictions"
+    write_run(preds, DS, "mixed", mixed, price={"input": 1.0, "output": 2.0, "source": "test"})
+    write_run(preds, DS, "skip", lambda q: gold_text(q) if q.number % 4 else wrong_text(q), image_mode="skip")
+    write_run(preds, DS, "partial", only=lambda q: q.block != "F", parse_mode="extracted")
+    write_run(preds, "igakuqa", "blocks_a", wrong_text, only=lambda q: q.block == "A", usage={"prompt_tokens": 7})
+
+
+# sha256 of every text output of _pinned_runs, as the score stage wrote them before the typed records
+# (commit 1c36609): a change of format, rounding, key order or column order fails here first.
+PINNED = {
+    "leaderboard/igakuqa.csv": "8e62c6ca2db694fa67237b6a95233fec959ac1ea74e7595933ce142e357d753a",
+    "leaderboard/igakuqa.exams.csv": "392af48e028e56eb5a14251bf582c545b15d5dad5a10d5bdbce16d329fdbba3e",
+    "leaderboard/igakuqa.exams.json": "56b2dc4338ca8e4a97b956c929c313cf4cd288af903b363dfa453dfa324aa5f9",
+    "leaderboard/igakuqa.json": "2f345ce7cab0b34c40e37e4a1202bcb9e3b30ce55123a059ffe6dd077f044a2b",
+    "leaderboard/igakuqa.md": "31fdf735a3430e995b82affe535b72e3c0a5b52098b875ad703ab0479edfc975",
+    "leaderboard/jmle2026.csv": "f1c7d4a7388a239490e56ae41c4f6202db848873dbc86b61f74a270e7362f3a1",
+    "leaderboard/jmle2026.exams.csv": "c2b187311869201c60c987897791102cffbb89969c73e93b4988cc73b64f8be9",
+    "leaderboard/jmle2026.exams.json": "666780e556fc91736abf44dbe5567505515ca0e27fb0b00a875428ff10e5ec6a",
+    "leaderboard/jmle2026.json": "42291eae37d30238ccafab464da7f654d3c86e35b4571bb8e39f82df951f4f82",
+    "leaderboard/jmle2026.md": "7b7de6c6fb70841c85dad5eb98560bab42e09c6ff21750b3b9025c126c6a57c1",
+    "scored/igakuqa/blocks_a.jsonl": "1ee9631997fc2f10f7efcefc1498b7394d2a8478eb1ff4b434c7aeffae01ebbe",
+    "scored/igakuqa/blocks_a.summary.json": "92952f3446a0591eefbf839986605ef2bcbc0259d126c8c4af052a73f674b18c",
+    "scored/jmle2026/mixed.jsonl": "6faadea9edf6d9d95e0b4bb171f7bf2de298773b0c1ca68c474ae613c30819a5",
+    "scored/jmle2026/mixed.summary.json": "ba57445fce0148588fba18512a72a09082366fe021ce7b09a468c169163f5713",
+    "scored/jmle2026/partial.jsonl": "b92a1ac8fddaf94af0ec3119aac5a98f99d8e88264f98e1d49f33c7cc8c8a715",
+    "scored/jmle2026/partial.summary.json": "7627d8959a3e8c3cff043aa3669a6d583b1f9855fea7f0f4e049769246b7b14a",
+    "scored/jmle2026/skip.jsonl": "37933582e4caa1d23f8bca58b25ef5c7874904103a2c43766b6b4cacd6d9c285",
+    "scored/jmle2026/skip.summary.json": "2981208dbf0ac81a65382feab67b7aeb806bee82a1e7291383e1895443a5ef90",
+}
+
+
+def test_scored_outputs_are_byte_for_byte_the_pinned_ones(tmp_path):
+    import hashlib
+
+    _pinned_runs(tmp_path)
+    assert scoring.run(settings(tmp_path)) == 0
+    digests = {name: hashlib.sha256(data).hexdigest() for name, data in _outputs(tmp_path).items()}
+    assert {n: d for n, d in digests.items() if d != PINNED.get(n)} == {}
+
+
+def test_summary_file_is_the_typed_summary_dumped_and_reads_back_unchanged(tmp_path):
+    write_run(tmp_path / "predictions", DS, "skip", wrong_text, image_mode="skip")
+    assert scoring.run(settings(tmp_path)) == 0
+    path = tmp_path / "scored" / DS / "skip.summary.json"
+    summary = RunSummary.model_validate_json(path.read_bytes())
+    assert dump_json(summary.model_dump(mode="json")) == path.read_text(encoding="utf-8")
+    assert summary.exams is not None and summary.exams["120"].verdict == "incomplete"
+    assert summary.score is not None and summary.score.points == 0 and summary.accuracy.image.n == 0
+    assert "stand_in" in json.loads(path.read_bytes())["exams"]["120"]  # the card names one
+    with pytest.raises(ValueError, match="nonsense"):
+        RunSummary.model_validate({**json.loads(path.read_bytes()), "nonsense": 1})  # a misspelt key is an error
+
+
+def _card(**changes) -> dict:
+    return {**load_card(DS), **changes}
+
+
+def test_choice_grader_gives_accuracy_without_points_sections_or_pass_fail(tmp_path):
+    preds = tmp_path / "predictions"
+    write_run(preds, DS, "half", lambda q: gold_text(q) if q.number % 2 else wrong_text(q))
+    write_run(preds, DS, "good", lambda q: gold_text(q) if q.number % 10 else wrong_text(q))
+    write_run(preds, DS, "skip", image_mode="skip")
+    assert scoring.run(settings(tmp_path, dataset=_card(grader="choice"), plots=True)) == 0
+    s = read_summary(tmp_path, DS, "good")
+    assert s["score"] is None and s["score_text_only"] is None and s["exams"] is None
+    # 40 wrong answers, 2 of them to questions credited to everyone (all_credited)
+    assert s["accuracy"]["all"]["n"] == 400 and s["accuracy"]["all"]["accuracy"] == 0.905
+    assert s["accuracy"]["all"]["ci95"][0] < 0.905 < s["accuracy"]["all"]["ci95"][1]
+    assert s["by_section"]["required"]["n"] == 100 and s["by_block"]["120A"]["n"] == 75
+    # the answers are graded the same way as by the exam grader: only the summary differs
+    lines = read_lines(tmp_path, DS, "good")
+    assert sum(ln["correct"] for ln in lines) == 362 and all(ScoredItem.model_validate(ln) for ln in lines)
+    board = json.loads((tmp_path / "leaderboard" / f"{DS}.json").read_text(encoding="utf-8"))
+    assert [r["run"] for r in board["all"]] == ["skip", "good", "half"]  # by accuracy: skip answered all it had
+    assert board["criteria"] == {}
+    for row in board["all"]:
+        assert not {"points", "score_pct", "verdict", "required_points", "kinki_picks"} & set(row), row
+        assert {"accuracy", "accuracy_ci_low", "accuracy_ci_high", "parse_failures", "cost_usd"} <= set(row)
+    header = (tmp_path / "leaderboard" / f"{DS}.csv").read_text(encoding="utf-8").splitlines()[0]
+    assert header.startswith("run,model,settings,correct,answered,accuracy,accuracy_ci_low,")
+    md = (tmp_path / "leaderboard" / f"{DS}.md").read_text(encoding="utf-8")
+    assert "| # | Model | Settings | Accuracy (95% CI) | Parse fail |" in md
+    assert "Score" not in md and "Pass/fail" not in md
+    assert "| 1 | skip | skip | 302/302 = 100.0% [100.0–100.0] (partial: 98 not answered) |" in md
+    assert not (tmp_path / "leaderboard" / f"{DS}.exams.csv").exists()
+    assert (tmp_path / "leaderboard" / f"{DS}.png").stat().st_size > 0
+
+
+def test_judge_grader_is_refused_until_it_exists(tmp_path):
+    write_run(tmp_path / "predictions", DS, "a")
+    with pytest.raises(UserError, match="grader 'judge' .* not available yet"):
+        scoring.run(settings(tmp_path, dataset=_card(grader="judge")))
+    with pytest.raises(UserError, match="grader 'exams' is not one of exam, choice, judge"):
+        scoring.run(settings(tmp_path, dataset=_card(grader="exams")))
+    assert not (tmp_path / "scored").exists()
+
+
+def test_pass_lines_come_from_the_card(tmp_path):
+    from jmle_eval.report import plots
+
+    plt = plots._pyplot()
+    card = _card()
+    card["exams"] = {"120": {**card["exams"]["120"], "pass": {**card["exams"]["120"]["pass"], "required_ratio": 0.7}}}
+    for exams, required in ((card["exams"], [70.0]), (_card()["exams"], [80.0]), ({}, [])):
+        fig, ax = plt.subplots()
+        assert plots.pass_lines(ax, {"exams": exams})[0] == required
+        labels = [line.get_label() for line in ax.lines]
+        assert [x for x in labels if x.startswith("required")] == [f"required section {r:g}%" for r in required]
+        plt.close(fig)

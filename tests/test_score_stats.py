@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from jmle_eval import stats
+from jmle_eval.score import stats
 
 
 def test_accuracy_ci_is_seeded_and_brackets_the_estimate():

@@ -115,7 +115,7 @@ def test_engine_specific_extra_args_reach_only_their_engine(tmp_path):
 
 
 MODELS = sorted(p.stem for p in (REPO / "conf" / "model").glob("*.yaml"))
-SELF_HOSTED = [m for m in MODELS if compose([f"model={m}"]).model.get("serve")]
+SELF_HOSTED = [m for m in MODELS if (compose([f"model={m}"]).model.get("serve") or {}).get("engine")]
 
 
 def test_there_are_self_hosted_models():

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from jmle_eval import store
+from jmle_eval import io
 from jmle_eval.errors import UserError
+from jmle_eval.predict import store
 
 INPUTS = {"model.id": "m", "model.params": {"temperature": 0.0}, "image_mode": "blind"}
 
@@ -28,8 +29,8 @@ def _record(qid: str, status: str = "ok", **extra) -> dict:
 
 def test_atomic_write_replaces_whole_file_and_leaves_no_temporary(tmp_path):
     target = tmp_path / "120A-1.json"
-    store.atomic_write(target, b'{"a": 1}')
-    store.atomic_write(target, b'{"a": 2}')
+    io.atomic_write(target, b'{"a": 1}')
+    io.atomic_write(target, b'{"a": 2}')
     assert json.loads(target.read_bytes()) == {"a": 2}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["120A-1.json"]
 
@@ -64,8 +65,8 @@ def test_unreadable_run_json_is_a_user_error(tmp_path):
 
 
 def test_torn_foreign_and_temporary_files_are_not_answers(tmp_path):
-    store.atomic_write(tmp_path / "120A-1.json", json.dumps(_record("120A-1")).encode())
-    store.atomic_write(tmp_path / "120A-2.json", json.dumps(_record("120A-2", "error")).encode())
+    io.atomic_write(tmp_path / "120A-1.json", json.dumps(_record("120A-1")).encode())
+    io.atomic_write(tmp_path / "120A-2.json", json.dumps(_record("120A-2", "error")).encode())
     (tmp_path / "120A-3.json").write_text('{"question_id": "120A-3", "sta')  # torn
     (tmp_path / "120A-4.json").write_text("")  # empty
     (tmp_path / ".120A-5.json.host.1.ab.tmp").write_text(json.dumps(_record("120A-5")))
@@ -79,7 +80,7 @@ def test_torn_foreign_and_temporary_files_are_not_answers(tmp_path):
 def test_totals_are_summed_from_the_files(tmp_path):
     for qid, status, cost in [("120A-1", "ok", 0.25), ("120A-2", "ok", None), ("120A-10", "error", None)]:
         extra = {"cost_usd": cost} if cost is not None else {}
-        store.atomic_write(tmp_path / f"{qid}.json", json.dumps(_record(qid, status, **extra)).encode())
+        io.atomic_write(tmp_path / f"{qid}.json", json.dumps(_record(qid, status, **extra)).encode())
     totals = store.totals(tmp_path)
     assert totals["questions"] == 3 and totals["answered"] == 2 and totals["errors"] == 1
     assert (totals["prompt_tokens"], totals["completion_tokens"], totals["reasoning_tokens"]) == (30, 12, 3)
@@ -98,7 +99,7 @@ def test_scrub_drops_credentials_but_keeps_token_counts_and_env_names():
         "model": {"params": {"max_tokens": 64}, "hf_token": "hf_x", "extra_body": {"password": "p"}},
         "list": ["sk-secret-1", 3],
     }
-    clean = store.scrub(config, ["sk-secret-1"])
+    clean = io.scrub(config, ["sk-secret-1"])
     assert clean["provider"] == {"api_key_env": "OPENROUTER_API_KEY", "base_url": "http://h/?k=***"}
     assert clean["model"] == {"params": {"max_tokens": 64}, "extra_body": {}}
     assert clean["list"] == ["***", 3]
@@ -127,12 +128,12 @@ def test_stale_temporaries_of_dead_processes_are_removed(tmp_path):
     dead = multiprocessing.get_context("spawn").Process(target=os.getpid)
     dead.start()
     dead.join()
-    host = store._HOST
+    host = io.HOST
     stale = tmp_path / f".120A-1.json.{host}.{dead.pid}.abcd1234-0.tmp"
-    mine = Path(store._temporary(tmp_path / "120A-2.json"))
+    mine = Path(io.temporary_name(tmp_path / "120A-2.json"))
     reused_pid = tmp_path / f".120A-4.json.{host}.{os.getpid()}.ffff0000-0.tmp"  # a dead process that had our pid
     other_host = tmp_path / f".120A-3.json.elsewhere.{dead.pid}.abcd1234-0.tmp"
     for path in (stale, mine, reused_pid, other_host):
         path.write_text("{")
-    assert store.remove_stale_temporaries(tmp_path) == 2
+    assert io.remove_stale_temporaries(tmp_path) == 2
     assert not stale.exists() and not reused_pid.exists() and mine.exists() and other_host.exists()

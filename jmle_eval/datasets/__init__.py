@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from jmle_eval.datasets import fetch, text
 from jmle_eval.datasets.sources import READERS
 from jmle_eval.errors import UserError
-from jmle_eval.schema import Question
+from jmle_eval.schema import Question, Section
 
 LOADER_VERSION = "1"
 """Bump when a reader changes what questions look like; it is part of the data set version."""
@@ -75,6 +75,56 @@ def _points_by_rule(rules: Mapping[str, Any], block: str, number: int) -> int:
     return int(spec["default"])
 
 
+def _apply_override(row: dict[str, Any], fix: Mapping[str, Any], name: Any) -> None:
+    """Apply a card's per-question override (``overrides.<id>``) to a reader row, noting it in the row."""
+    unknown = set(fix) - _OVERRIDABLE
+    if unknown:
+        raise UserError(
+            f"conf/dataset/{name}.yaml overrides.{row['id']} has unknown field(s) {sorted(unknown)}; "
+            f"allowed: {sorted(_OVERRIDABLE)}."
+        )
+    for key, value in fix.items():
+        row[key] = [list(map(str, a)) for a in value] if key == "accepted_answers" else value
+    if "select" in fix and row["type"] != "numeric":
+        row["type"] = "multi" if int(fix["select"]) > 1 else "single"
+    if fix:
+        row.setdefault("notes", []).append(f"card override: {sorted(fix)}")
+
+
+def _question(card: Mapping[str, Any], row: dict[str, Any], overrides: dict[str, Any]) -> Question:
+    """Return one reader row as a Question: exam rules applied, points filled in, the card's override taken."""
+    name = str(card.get("name"))
+    exam, block, number = text.split_id(row["id"])
+    rules = exam_rules(card, exam)
+    row.setdefault("points", None)
+    if row["points"] is None:
+        row["points"] = _points_by_rule(rules, block, number)
+    _apply_override(row, overrides.pop(row["id"], None) or {}, name)
+    row["choices"] = [tuple(c) for c in row.get("choices") or []]
+    section: Section = "required" if block in rules["required_blocks"] else "general"
+    try:
+        return Question(
+            dataset=name, exam=exam, year=int(rules["year"]), block=block, number=number, section=section, **row
+        )
+    except ValidationError as exc:
+        raise UserError(f"Data set '{name}', question {row['id']} is malformed: {exc}") from exc
+
+
+def _selected(card: Mapping[str, Any], questions: list[Question]) -> list[Question]:
+    """Return the questions of the card's ``years`` and ``blocks`` (all when unset), in exam order."""
+    years = set(card.get("years") or [])
+    blocks = {str(b).upper() for b in card.get("blocks") or []}
+    selected = [q for q in questions if (not years or q.year in years) and (not blocks or q.block in blocks)]
+    if not selected:
+        raise UserError(
+            f"Data set '{card.get('name')}' has no questions for years={sorted(years) or 'all'} "
+            f"blocks={sorted(blocks) or 'all'}. Available years: {sorted({q.year for q in questions})}; "
+            f"blocks: {sorted({q.block for q in questions})}."
+        )
+    selected.sort(key=lambda q: (q.exam, q.block, q.number))
+    return selected
+
+
 def load(card: Mapping[str, Any], *, data_dir: str | Path = "data") -> list[Question]:
     """Return the card's questions, filtered by its ``years`` and ``blocks``, in exam order."""
     name = card.get("name")
@@ -92,51 +142,7 @@ def load(card: Mapping[str, Any], *, data_dir: str | Path = "data") -> list[Ques
         download=bool(card.get("download", True)),
     )
     overrides = {text.normalise_id(k): v for k, v in (card.get("overrides") or {}).items()}
-    questions = []
-    for row in reader(folder):
-        exam, block, number = text.split_id(row["id"])
-        rules = exam_rules(card, exam)
-        row.setdefault("points", None)
-        if row["points"] is None:
-            row["points"] = _points_by_rule(rules, block, number)
-        fix = overrides.pop(row["id"], None) or {}
-        unknown = set(fix) - _OVERRIDABLE
-        if unknown:
-            raise UserError(
-                f"conf/dataset/{name}.yaml overrides.{row['id']} has unknown field(s) {sorted(unknown)}; "
-                f"allowed: {sorted(_OVERRIDABLE)}."
-            )
-        for key, value in fix.items():
-            row[key] = [list(map(str, a)) for a in value] if key == "accepted_answers" else value
-        if "select" in fix and row["type"] != "numeric":
-            row["type"] = "multi" if int(fix["select"]) > 1 else "single"
-        if fix:
-            row.setdefault("notes", []).append(f"card override: {sorted(fix)}")
-        row["choices"] = [tuple(c) for c in row.get("choices") or []]
-        try:
-            questions.append(
-                Question(
-                    dataset=name,
-                    exam=exam,
-                    year=int(rules["year"]),
-                    block=block,
-                    number=number,
-                    section="required" if block in rules["required_blocks"] else "general",
-                    **row,
-                )
-            )
-        except ValidationError as exc:
-            raise UserError(f"Data set '{name}', question {row['id']} is malformed: {exc}") from exc
+    questions = [_question(card, row, overrides) for row in reader(folder)]
     if overrides:
         raise UserError(f"conf/dataset/{name}.yaml has overrides for questions that do not exist: {sorted(overrides)}.")
-    years = set(card.get("years") or [])
-    blocks = {str(b).upper() for b in card.get("blocks") or []}
-    selected = [q for q in questions if (not years or q.year in years) and (not blocks or q.block in blocks)]
-    if not selected:
-        raise UserError(
-            f"Data set '{name}' has no questions for years={sorted(years) or 'all'} "
-            f"blocks={sorted(blocks) or 'all'}. Available years: {sorted({q.year for q in questions})}; "
-            f"blocks: {sorted({q.block for q in questions})}."
-        )
-    selected.sort(key=lambda q: (q.exam, q.block, q.number))
-    return selected
+    return _selected(card, questions)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
+from collections.abc import Mapping
+from typing import Any
 
-from jmle_eval.config import compose, load_questions
+from jmle_eval.config import compose, load_questions, to_plain
 from jmle_eval.errors import UserError
-from jmle_eval.schema import Question
+from jmle_eval.schema import ANSWER_MARKER, Question
 
 USAGE = __doc__ or ""
 
@@ -47,12 +49,14 @@ def stats(questions: list[Question]) -> str:
     return "\n".join(lines)
 
 
-def show(question: Question, image_mode: str) -> str:
-    """Return one question as the model sees it, followed by its key and metadata."""
-    from jmle_eval.prompts import build_messages
+def show(question: Question, image_mode: str, prompt: Mapping[str, Any] | None = None, language: str = "ja") -> str:
+    """Return one question as the model sees it (the run's prompt settings), followed by its key and metadata."""
+    from jmle_eval.predict.prompts import build_messages
 
     mode = image_mode if image_mode in ("blind", "vision", "skip") else "blind"
-    messages = build_messages(question, "vision" if mode == "vision" else "blind")
+    prompt = prompt or {}
+    version, marker = str(prompt.get("version", "v1")), str(prompt.get("answer_marker", ANSWER_MARKER))
+    messages = build_messages(question, "vision" if mode == "vision" else "blind", version, marker, language)
     user = messages[1]["content"]
     text = user if isinstance(user, str) else user[0]["text"]
     meta = [
@@ -90,12 +94,13 @@ def export(questions: list[Question], out: str) -> str:
 
 def _card_for_exam(exam: str) -> str:
     """Return the name of the data set card whose exams include ``exam`` (e.g. '120')."""
-    from omegaconf import OmegaConf
+    from omegaconf import DictConfig, OmegaConf
 
     from jmle_eval.config import CONF_DIR
 
     for path in sorted((CONF_DIR / "dataset").glob("*.yaml")):
-        if exam in (OmegaConf.load(path).get("exams") or {}):
+        card = OmegaConf.load(path)
+        if isinstance(card, DictConfig) and exam in (card.get("exams") or {}):
             return path.stem
     raise UserError(f"No data set card in conf/dataset has exam {exam}; pass dataset=<name> explicitly.")
 
@@ -130,7 +135,10 @@ def main(argv: list[str]) -> int:
         found = [q for q in questions if q.id == target]
         if not found:
             raise UserError(f"No question {target} in data set '{cfg.dataset.name}' (with its current filters).")
-        print(show(found[0], str(cfg.image_mode)))
+        from jmle_eval.predict.prompts import language_of
+
+        prompt, card = to_plain(cfg.prompt), to_plain(cfg.dataset)
+        print(show(found[0], str(cfg.image_mode), prompt, language_of(prompt, card)))
     else:
         if not out:
             raise UserError("export needs out=<folder>, e.g. out=data/export/igakuqa.")

@@ -17,8 +17,6 @@ _INLINE = re.compile(r"(?:^|[\s\u3000])([a-eA-E])(?=[「\u3040-\u30ff\u4e00-\u9f
 _CHOICE_PREFIX = re.compile(r"^\s*([a-zA-Z])\s*[.．、:：]\s*")
 _TEMPLATE = re.compile(r"解答[：:]\s*([^\n]*?[①-⑨][^\n]*)")
 _CIRCLED = "①②③④⑤⑥⑦⑧⑨"
-_SELECT = re.compile(r"([１-９1-9二三四五])\s*つ選べ")
-_KANJI_NUM = {"二": 2, "三": 3, "四": 4, "五": 5}
 
 
 def normalise_id(raw: str) -> str:
@@ -115,15 +113,6 @@ def strip_choice_prefix(choice: str) -> str:
 def strip_leading_number(stem: str, number: int) -> str:
     """Drop the question number the exam prints before the stem (``1　胃癌…``)."""
     return re.sub(rf"^\s*{number}[\s\u3000]+", "", stem, count=1)
-
-
-def select_count(stem: str) -> int | None:
-    """Return N from '…N つ選べ' in a stem, or None."""
-    m = _SELECT.search(stem)
-    if not m:
-        return None
-    token = m.group(1)
-    return _KANJI_NUM.get(token) or int(unicodedata.normalize("NFKC", token))
 
 
 def numeric_from_template(stem: str, raw: str) -> str | None:

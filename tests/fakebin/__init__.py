@@ -1,7 +1,7 @@
 """Fake cluster and server executables for the serving and job-script tests, and helpers to use them.
 
 ``vllm``, ``srun``, ``scontrol``, ``ray``, ``sbatch``, ``sacct`` (and ``pylib/sglang`` for ``python -m
-sglang.launch_server``) stand in for the real programs; the fake servers are jmle_eval.fakeserver on loopback
+sglang.launch_server``) stand in for the real programs; the fake servers are jmle_eval.testing.fakeserver on loopback
 (see fake_engine.py), and the fake sbatch runs submitted jobs on this machine (see fake_sbatch.py).
 """
 

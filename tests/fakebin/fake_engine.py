@@ -1,4 +1,4 @@
-"""Stand-in for a vLLM or SGLang server in tests: records how it was started, then serves jmle_eval.fakeserver.
+"""Stand-in for a vLLM or SGLang server in tests: records how it was started, then serves jmle_eval.testing.fakeserver.
 
     python tests/fakebin/fake_engine.py vllm serve <model> --port P --served-model-name N …
 
@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root, for jmle_eval
 
-from jmle_eval import fakeserver
+from jmle_eval.testing import fakeserver
 
 WORKER = """
 import signal, sys, time

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from jmle_eval import runner
 from jmle_eval.config import compose
+from jmle_eval.predict import runner
 from tests.conftest import REPO
 from tests.reliability.conftest import DATASET, RUN, SERVED, assert_refused, predict_overrides, read_run
 

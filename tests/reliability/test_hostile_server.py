@@ -16,9 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from jmle_eval import runner, schema, store
+from jmle_eval import schema
 from jmle_eval.config import compose
 from jmle_eval.errors import UserError
+from jmle_eval.predict import runner, store
+from jmle_eval.predict.lock import RunLock
 from tests.conftest import REPO, run_python
 from tests.fakebin import fake_env, records, wait_until
 from tests.reliability.conftest import (
@@ -116,7 +118,7 @@ def _start_server(port: int, latency: float) -> subprocess.Popen[bytes]:
         [
             sys.executable,
             "-m",
-            "jmle_eval.fakeserver",
+            "jmle_eval.testing.fakeserver",
             "--port",
             str(port),
             "--latency",
@@ -476,13 +478,13 @@ def test_a_second_unsharded_process_on_a_live_run_is_refused_and_a_killed_holder
 
 def test_shards_share_a_run_but_not_a_shard_and_not_with_an_unsharded_process(tmp_path):
     run_dir = tmp_path
-    with store.RunLock(run_dir, (0, 2)), store.RunLock(run_dir, (1, 2)):
+    with RunLock(run_dir, (0, 2)), RunLock(run_dir, (1, 2)):
         with pytest.raises(UserError, match="(?i)another predict process with run.shard=1/2"):
-            store.RunLock(run_dir, (1, 2)).__enter__()
+            RunLock(run_dir, (1, 2)).__enter__()
         with pytest.raises(UserError, match="Predict processes with run.shard=k/n are working"):
-            store.RunLock(run_dir, None).__enter__()
-    with store.RunLock(run_dir, None), pytest.raises(UserError, match="without run.shard"):
-        store.RunLock(run_dir, (0, 2)).__enter__()
+            RunLock(run_dir, None).__enter__()
+    with RunLock(run_dir, None), pytest.raises(UserError, match="without run.shard"):
+        RunLock(run_dir, (0, 2)).__enter__()
 
 
 # --- 11. smaller --------------------------------------------------------------------------------------------------

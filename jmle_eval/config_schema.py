@@ -1,0 +1,276 @@
+"""The schema of ``conf/``: every key, its type and its default, as dataclasses in Hydra's ConfigStore.
+
+A YAML states only what differs from these defaults. An unknown key or a value
+of the wrong type fails when the config is composed, not halfway through a
+run: Hydra merges each YAML and each override into these typed nodes. Free-form
+parts stay open dicts (``model.extra_body``, ``provider.request_extra``, the
+exam rules of a data set card); everything else is closed.
+
+``model.params`` values are typed ``Any`` on purpose: a float field would turn
+``temperature=1`` into ``1.0`` and so change the fingerprint of runs made
+before, which could then not be resumed. :func:`check_values` checks them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from jmle_eval.errors import UserError
+
+
+@dataclass
+class Params:
+    """Sampling settings sent in the request body; null = not sent. Other request fields: ``model.extra_body``."""
+
+    temperature: Any = None
+    top_p: Any = None
+    top_k: Any = None
+    min_p: Any = None
+    max_tokens: Any = None
+    max_completion_tokens: Any = None
+    seed: Any = None
+    presence_penalty: Any = None
+    frequency_penalty: Any = None
+    repetition_penalty: Any = None
+    stop: Any = None
+
+
+NUMBER_PARAMS = ("temperature", "top_p", "min_p", "presence_penalty", "frequency_penalty", "repetition_penalty")
+WHOLE_PARAMS = ("top_k", "max_tokens", "max_completion_tokens", "seed")
+
+
+@dataclass
+class Price:
+    """USD per million tokens; null = not public, free, or reported per reply by the provider."""
+
+    input: float | None = None
+    output: float | None = None
+    source: str | None = None
+
+
+@dataclass
+class Serve:
+    """How the model is served when predict launches it (``server.*`` reads these).
+
+    Always a block, never null: a command line can then give any model one (``+model.serve.hf_id=<repo>``).
+    """
+
+    engine: str | None = None  # vllm | sglang | llama_cpp
+    hf_id: str | None = None  # Hugging Face repo the engine loads
+    weights: str | None = None  # llama.cpp: package-relative path of a GGUF file
+    tp: int = 1
+    dp: int = 1
+    pp: int = 1
+    max_model_len: int | None = None
+    gpu_memory_utilization: float | None = None
+    reasoning_parser: str | None = None
+    chat_template: str | None = None
+    tool_call_parser: str | None = None
+    extra_args: Any = None  # a list, or one list per engine {vllm: [...]}; null: none
+
+
+@dataclass
+class Model:
+    """One model: ``conf/model/<name>.yaml``."""
+
+    name: str = MISSING
+    id: str = MISSING  # the served model name
+    provider_ids: dict[str, str] = field(default_factory=dict)  # per-provider ids where they differ
+    display_name: str | None = None
+    notice: str | None = None  # printed after a quickstart run
+    vision: bool = False
+    reasoning_effort: str | None = None  # low | medium | high where the model supports it
+    max_concurrency: int | None = None  # null: provider.max_concurrency
+    params: Params = field(default_factory=Params)
+    extra_body: dict[str, Any] = field(default_factory=dict)  # merged into the request body as-is
+    provider_extra_body: dict[str, Any] = field(default_factory=dict)  # per provider, merged after extra_body
+    price: Price = field(default_factory=Price)
+    serve: Serve = field(default_factory=Serve)  # no hf_id or weights: API only, nothing to launch
+
+
+@dataclass
+class Provider:
+    """One OpenAI-compatible endpoint: ``conf/provider/<name>.yaml``. Defaults suit a self-hosted server."""
+
+    name: str = MISSING
+    engine: str | None = None  # the server server.launch starts; null: predict does not launch one
+    always_launch: bool = False
+    base_url: str | None = None
+    api_key_env: str | None = None  # the key is read from this environment variable, never from a file
+    api_key_required: bool = False  # true: refuse to start without ${api_key_env} set
+    check_model: bool = True  # preflight: the server must list model.id among its models
+    connect_timeout_s: float = 30.0  # preflight: how long to wait for the server to answer at all
+    outage_timeout_s: float = 600.0  # unreachable mid-run: pause, probe, resume; give up (exit 3) after this
+    client: str = "lean"  # lean: JSON on aiohttp (fast) | sdk: every request via openai's AsyncOpenAI.post
+    max_concurrency: int = 64
+    timeout_s: float = 1800.0  # per request (one attempt)
+    max_attempts: int = 4  # attempts per question, the first one included
+    backoff_s: float = 1.0  # first retry waits ~this long, doubling each time (with jitter)
+    backoff_max_s: float = 30.0  # longest wait between attempts; also caps a server's Retry-After
+    reasoning_effort_path: str = "reasoning_effort"  # where model.reasoning_effort goes in the request body
+    request_extra: dict[str, Any] = field(default_factory=dict)  # merged into every request body
+
+
+@dataclass
+class Dataset:
+    """A data set card: ``conf/dataset/<name>.yaml``. Exam rules and sources are free-form (their loaders check)."""
+
+    name: str = MISSING
+    loader: str = MISSING
+    grader: str = "exam"  # exam (JMLE points, sections, pass/fail) | choice (letter-set match) | judge (LLM rubric)
+    language: str | None = None  # the questions' language, which picks the prompt template; null: ja
+    title: str | None = None
+    license: str | None = None
+    citation: str | None = None
+    source: dict[str, Any] = field(default_factory=dict)
+    path: str | None = None
+    verify: bool = True
+    download: bool = True
+    years: Any = None
+    blocks: Any = None
+    exams: dict[str, Any] = field(default_factory=dict)
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Prompt:
+    version: str = "v1"
+    answer_marker: str = "【回答】"
+    language: str | None = None  # template language (ja, en); null: the data set card's language, else ja
+
+
+@dataclass
+class Paths:
+    data: str = "data"
+    predictions: str = "predictions"
+    scored: str = "scored"
+    leaderboard: str = "leaderboard"
+
+
+@dataclass
+class Run:
+    """``run.*`` of conf/config.yaml (which documents each key)."""
+
+    name: str = MISSING  # conf/config.yaml: the model name plus the answer-changing overrides
+    dir: str = MISSING  # conf/config.yaml: predictions/<dataset>/<run name>
+    limit: int | None = None
+    shard: str | None = None
+    ids: Any = None
+    retry_errors: bool = True
+    progress: Any = "auto"  # auto | true | false
+    log_every_s: float = 30.0
+    max_rejected: int = 3
+    fail_on_errors: bool = False
+    fsync: bool = True
+    name_ignore: list[str] = field(default_factory=list)
+    name_aliases: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Server:
+    """``server.*`` of conf/config.yaml, which points the parallelism keys at ``model.serve.*``."""
+
+    launch: bool = False
+    executable: Any = None
+    host: str = "127.0.0.1"
+    port: int | None = None
+    tp: int = 1
+    dp: int = 1
+    pp: int = 1
+    max_model_len: int | None = None
+    gpu_memory_utilization: float | None = None
+    reasoning_parser: str | None = None
+    chat_template: str | None = None
+    tool_call_parser: str | None = None
+    distributed_backend: str | None = None
+    extra_args: Any = None
+    health_timeout_s: float = 1800.0
+    stop_grace_s: float = 30.0
+    log: str = MISSING  # conf/config.yaml: one log per process under the run folder
+
+
+@dataclass
+class PredictConfig:
+    """conf/config.yaml: what predict.py composes."""
+
+    dataset: Dataset = field(default_factory=Dataset)
+    model: Model = field(default_factory=Model)
+    provider: Provider = field(default_factory=Provider)
+    image_mode: str = "auto"  # auto | skip | blind | vision
+    prompt: Prompt = field(default_factory=Prompt)
+    paths: Paths = field(default_factory=Paths)
+    run: Run = field(default_factory=Run)
+    server: Server = field(default_factory=Server)
+
+
+@dataclass
+class Import:
+    jmle2026_bench: Any = None  # a path, a glob or a list of them
+    igakuqa_baseline: Any = None
+    system: Any = None  # a name or a list of names
+    parse: str | None = None  # lenient | extracted
+
+
+@dataclass
+class Bootstrap:
+    samples: int = 2000
+    seed: int = 0
+
+
+@dataclass
+class ScoreConfig:
+    """conf/score.yaml: what score.py composes. ``import_`` is the key ``import`` (a Python keyword)."""
+
+    dataset: Dataset | None = None
+    runs: Any = None
+    compare: Any = None
+    paths: Paths = field(default_factory=Paths)
+    import_: Import = field(default_factory=Import)
+    bootstrap: Bootstrap = field(default_factory=Bootstrap)
+    plots: bool = True
+    report: bool = False
+
+
+ROOTS: dict[str, type] = {"config": PredictConfig, "score": ScoreConfig}
+SCHEMA_NAMES = {"config": "predict_schema", "score": "score_schema"}
+
+
+def _key(name: str) -> str:
+    return name.rstrip("_")  # import_ -> import
+
+
+def _score_node() -> DictConfig:
+    """Return score.yaml's schema as a plain root holding ScoreConfig's typed nodes, ``import_`` named ``import``."""
+    typed = OmegaConf.structured(ScoreConfig)
+    return OmegaConf.create({_key(name): typed._get_node(name) for name in typed})
+
+
+def register(config_name: str | None = None) -> None:
+    """Store the schema of ``config_name`` (default: both) in Hydra's ConfigStore, once; conf/*.yaml name them.
+
+    Each costs ~10-20 ms (OmegaConf builds a typed node per field), so an entry point registers only its own.
+    """
+    from hydra.core.config_store import ConfigStore
+
+    store = ConfigStore.instance()
+    for name in [config_name] if config_name else list(ROOTS):
+        schema = SCHEMA_NAMES[name]
+        if f"{schema}.yaml" not in store.repo:
+            store.store(name=schema, node=_score_node() if name == "score" else PredictConfig)
+
+
+def check_values(cfg: Any) -> None:
+    """Raise UserError when a known ``model.params`` value has the wrong type (they are ``Any`` in the schema)."""
+    params = OmegaConf.select(cfg, "model.params", default=None) if OmegaConf.is_config(cfg) else None
+    if params is None:
+        return
+    for name in (*NUMBER_PARAMS, *WHOLE_PARAMS):
+        value = params.get(name)
+        whole = name in WHOLE_PARAMS
+        ok = isinstance(value, int) if whole else isinstance(value, int | float)
+        if value is not None and (isinstance(value, bool) or not ok):
+            kind = "a whole number" if whole else "a number"
+            raise UserError(f"model.params.{name} must be {kind} or null (got {value!r}).")

@@ -1,0 +1,238 @@
+"""Everything predict decides before the first request: settings, questions, request body, run header.
+
+:func:`plan` turns a resolved config (plain dicts) into a :class:`Plan`, and
+raises one clear :class:`UserError` for anything a user can get wrong: a bad
+number, a shard spec, a missing API key, a run folder made with other
+settings. It contacts no server, so a bad command fails in a second.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from jmle_eval import datasets, io, providers
+from jmle_eval.datasets import text
+from jmle_eval.errors import UserError
+from jmle_eval.predict import prompts, store
+from jmle_eval.predict.settings import Settings, check_output_folder, check_run_name, parse_shard, read_settings
+from jmle_eval.schema import ImageMode, Question, list_price_cost
+
+__all__ = ["Plan", "api_key", "check_run_name", "parse_shard", "plan", "request_template", "select"]
+
+
+@dataclass
+class Plan:
+    """One predict invocation, fully decided: which questions, what request, where the files go."""
+
+    run_name: str
+    run_dir: Path
+    model: dict[str, Any]
+    provider: dict[str, Any]
+    served_id: str
+    image_mode: ImageMode
+    prompt_version: str
+    prompt_language: str
+    answer_marker: str
+    body_template: dict[str, Any]
+    header: dict[str, Any]
+    api_key: str
+    secrets: list[str]
+    settings: Settings
+    launch: bool
+    selected: int = 0
+    todo: list[Question] | None = None
+
+    def refresh_todo(self) -> None:
+        """Drop from ``todo`` the questions answered since the plan was made (by a process that just ended)."""
+        if self.todo:
+            done = store.finished_ids(self.run_dir, retry_errors=self.settings.retry_errors)
+            self.todo = [q for q in self.todo if q.id not in done]
+
+    def cost(self, usage: Mapping[str, int]) -> float | None:
+        """Return the list-price cost in USD of one reply's usage, or None when the price is not known."""
+        return list_price_cost(usage, self.model.get("price") or {})
+
+
+def select(
+    questions: list[Question],
+    image_mode: ImageMode,
+    *,
+    ids: list[str] | None = None,
+    limit: int | None = None,
+    shard: tuple[int, int] | None = None,
+) -> list[Question]:
+    """Return the questions of this invocation: image mode → explicit ids → first ``limit`` → shard k/n."""
+    chosen = [q for q in questions if prompts.wants(q, image_mode)]
+    if ids:
+        try:
+            wanted = [text.normalise_id(str(i).upper()) for i in ids]
+        except (ValueError, AttributeError) as exc:
+            raise UserError(f"run.ids has an id that is not like '120A-1': {exc}") from None
+        known = {q.id for q in chosen}
+        missing = [i for i in wanted if i not in known]
+        if missing:
+            raise UserError(
+                f"run.ids {missing} are not among the {len(chosen)} selected questions (check the data set, "
+                f"dataset.years/blocks and image_mode={image_mode})."
+            )
+        keep = set(wanted)
+        chosen = [q for q in chosen if q.id in keep]
+    if limit is not None:
+        chosen = chosen[:limit]
+    if shard is not None:
+        k, n = shard
+        chosen = [q for i, q in enumerate(chosen) if i % n == k]
+    return chosen
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = copy.deepcopy(value)
+    return base
+
+
+def _set_path(body: dict[str, Any], path: str, value: Any) -> None:
+    *parents, leaf = path.split(".")
+    node = body
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise UserError(f"provider.reasoning_effort_path={path!r} runs into a non-object at '{part}'.")
+    node[leaf] = value
+
+
+def extra_body(model: Mapping[str, Any], provider: Mapping[str, Any]) -> dict[str, Any]:
+    """Return model.extra_body merged with the model's extra body for this provider."""
+    per_provider = (model.get("provider_extra_body") or {}).get(provider["name"]) or {}
+    return _merge(_merge({}, model.get("extra_body") or {}), per_provider)
+
+
+def request_template(model: Mapping[str, Any], provider: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the request body without messages: id, params (nulls dropped), extras, reasoning effort."""
+    body: dict[str, Any] = {"model": providers.served_id(model, provider)}
+    body.update({k: v for k, v in (model.get("params") or {}).items() if v is not None})
+    _merge(body, provider.get("request_extra") or {})
+    _merge(body, extra_body(model, provider))
+    effort = model.get("reasoning_effort")
+    if effort is not None:
+        _set_path(body, str(provider.get("reasoning_effort_path") or "reasoning_effort"), effort)
+    return body
+
+
+def fingerprint_inputs(
+    model: Mapping[str, Any],
+    provider: Mapping[str, Any],
+    prompt: Mapping[str, Any],
+    image_mode: str,
+    card: Mapping[str, Any],
+    language: str = prompts.DEFAULT_LANGUAGE,
+) -> dict[str, Any]:
+    """Return every setting that changes answers, keyed by the config path a user would change."""
+    effort = model.get("reasoning_effort")
+    inputs = {
+        "model.id": providers.served_id(model, provider),
+        "model.params": {k: v for k, v in (model.get("params") or {}).items() if v is not None},
+        "model.extra_body": extra_body(model, provider),
+        "model.reasoning_effort": effort,
+        "provider.reasoning_effort_path": provider.get("reasoning_effort_path") if effort is not None else None,
+        "prompt.version": prompt["version"],
+        "prompt.template_hash": prompts.template_hash(prompt["version"], language),
+        "prompt.answer_marker": prompt["answer_marker"],
+        "image_mode": image_mode,
+        "dataset.name": card["name"],
+        "dataset.version": datasets.dataset_version(card),
+    }
+    # Left out when they have their old value, so that runs made before they existed keep their fingerprint.
+    if provider.get("request_extra"):
+        inputs["provider.request_extra"] = dict(provider["request_extra"])
+    if language != prompts.DEFAULT_LANGUAGE:  # the template hash differs anyway; this names the cause in a diff
+        inputs["prompt.language"] = language
+    return inputs
+
+
+def api_key(provider: Mapping[str, Any]) -> tuple[str, list[str]]:
+    """Return the key to send and the secret values to mask (the key, when it came from the environment)."""
+    env = provider.get("api_key_env")
+    value = providers.env_api_key(provider)
+    if value:
+        return value, [value]
+    if provider.get("api_key_required"):
+        raise UserError(
+            f"provider={provider['name']} needs an API key: set the environment variable {env} "
+            f"(export {env}=...) and run again. Keys are read only from the environment, never from config files."
+        )
+    return "EMPTY", []  # local servers started without --api-key accept any key
+
+
+def _header(cfg: Mapping[str, Any], inputs: dict[str, Any], image_mode: str, secrets: list[str]) -> dict[str, Any]:
+    """Return the run header (``run.json``): what was asked and how, with the fingerprint of its answer inputs."""
+    model = cfg["model"]
+    price = model.get("price") or {}
+    return {
+        "format": store.FORMAT,
+        "run": str(cfg["run"]["name"]),
+        "dataset": cfg["dataset"]["name"],
+        "dataset_version": inputs["dataset.version"],
+        "fingerprint": store.fingerprint(inputs),
+        "fingerprint_inputs": inputs,
+        "model": {
+            "name": model["name"],
+            "id": inputs["model.id"],
+            "display_name": model.get("display_name") or model["name"],
+            "vision": bool(model.get("vision")),
+            "reasoning_effort": model.get("reasoning_effort"),
+            "price": {"input": price.get("input"), "output": price.get("output"), "source": price.get("source")},
+        },
+        "provider": cfg["provider"]["name"],
+        "image_mode": image_mode,
+        "prompt_version": cfg["prompt"]["version"],
+        "parse_mode": "lenient",
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "config": io.scrub(dict(cfg), secrets),
+    }
+
+
+def plan(cfg: Mapping[str, Any], *, load: bool = True) -> Plan:
+    """Return the plan for a resolved config; with ``load``, also the questions still to ask."""
+    provider, model, run = cfg["provider"], cfg["model"], cfg["run"]
+    settings = read_settings(cfg)
+    key, secrets = api_key(provider)
+    image_mode = prompts.resolve_image_mode(str(cfg["image_mode"]), bool(model.get("vision")))
+    language = prompts.language_of(cfg["prompt"], cfg["dataset"])
+    inputs = fingerprint_inputs(model, provider, cfg["prompt"], image_mode, cfg["dataset"], language)
+    run_dir = Path(str(run["dir"]))
+    check_output_folder(run_dir)
+    header = _header(cfg, inputs, image_mode, secrets)
+    store.check_header(run_dir, header)  # refuse a mismatch before loading anything or contacting a server
+    result = Plan(
+        run_name=str(run["name"]),
+        run_dir=run_dir,
+        model=dict(model),
+        provider=dict(provider),
+        served_id=inputs["model.id"],
+        image_mode=image_mode,
+        prompt_version=cfg["prompt"]["version"],
+        prompt_language=language,
+        answer_marker=cfg["prompt"]["answer_marker"],
+        body_template=request_template(model, provider),
+        header=header,
+        api_key=key,
+        secrets=secrets,
+        settings=settings,
+        launch=providers.launches(cfg.get("server"), provider),
+    )
+    if load:
+        questions = datasets.load(cfg["dataset"], data_dir=cfg["paths"]["data"])
+        chosen = select(questions, image_mode, ids=settings.ids, limit=settings.limit, shard=settings.shard)
+        done = store.finished_ids(run_dir, retry_errors=settings.retry_errors)
+        result.selected = len(chosen)
+        result.todo = [q for q in chosen if q.id not in done]
+    return result

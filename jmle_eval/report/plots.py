@@ -1,0 +1,188 @@
+"""Leaderboard figures (matplotlib, Agg, PNG): score bars with CIs and pass lines, block heat map, cost scatter.
+
+The pass lines are the card's criteria (``exams.<n>.pass``: the general-section minimum
+over its maximum, the required-section ratio); runs graded by ``choice`` get accuracy
+bars without pass lines.
+
+PNG files are byte-identical on rerun: the Agg backend, fixed sizes and DPI, no
+timestamp and no software version in the metadata. Japanese labels render with
+the font that ``matplotlib_fontja`` registers (when installed).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from jmle_eval.score.records import RunSummary
+
+DPI = 110
+_COLOURS = {"pass": "#2e7d32", "fail": "#c62828", "unknown": "#78909c", "incomplete": "#b0bec5"}
+_NO_VERDICT = "#5c6bc0"
+"""Bars and points of runs graded without pass criteria (``choice``)."""
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    try:
+        import matplotlib_fontja  # noqa: F401  (registers a Japanese font)
+    except ImportError:
+        pass
+    plt.rcParams["svg.hashsalt"] = "jmle-eval"
+    return plt
+
+
+def _png(fig: Any) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None}, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def _overall_verdict(summary: RunSummary) -> str:
+    verdicts = [
+        e.stand_in.verdict if e.verdict == "unknown" and e.stand_in else e.verdict
+        for e in (summary.exams or {}).values()
+    ]
+    for v in ("incomplete", "fail", "unknown"):
+        if v in verdicts:
+            return v
+    return "pass"
+
+
+def _colour(summary: RunSummary) -> str:
+    return _NO_VERDICT if summary.exams is None else _COLOURS[_overall_verdict(summary)]
+
+
+def _bar(summary: RunSummary) -> tuple[float, tuple[float, float] | None]:
+    """Return the bar of a run in percent with its CI: the score (exam grader), else the accuracy."""
+    if summary.score is not None:
+        return summary.score.pct or 0.0, summary.score.pct_ci95
+    acc = summary.accuracy.all
+    ci = (100 * acc.ci95[0], 100 * acc.ci95[1]) if acc.ci95 else None
+    return 100 * (acc.accuracy or 0.0), ci
+
+
+def pass_lines(ax: Any, card: Mapping[str, Any]) -> tuple[list[float], str]:
+    """Draw each exam's general-section pass line(s) and required-section ratio from the card; return them."""
+    general, required, note = [], set(), ""
+    for exam in (card.get("exams") or {}).values():
+        rules = {**(exam.get("pass") or {})}
+        if rules.get("required_ratio") is not None:
+            required.add(100 * float(rules["required_ratio"]))
+        if rules.get("general_min") is None and exam.get("stand_in_pass"):
+            rules["general_min"] = exam["stand_in_pass"].get("general_min")
+            note = f" ({exam['stand_in_pass'].get('label', 'stand-in')})"
+        if rules.get("general_min") is not None and rules.get("general_max"):
+            general.append(100 * rules["general_min"] / rules["general_max"])
+    if general:
+        lo, hi = min(general), max(general)
+        if hi - lo < 0.5:
+            ax.axvline(lo, color="#333333", linestyle="--", linewidth=1, label=f"general pass line {lo:.1f}%{note}")
+        else:
+            ax.axvspan(lo, hi, color="#ffcc80", alpha=0.4, label=f"general pass lines {lo:.1f}-{hi:.1f}%{note}")
+    for ratio in sorted(required):
+        ax.axvline(ratio, color="#6a1b9a", linestyle=":", linewidth=1, label=f"required section {ratio:g}%")
+    return sorted(required), note
+
+
+def score_bars(dataset: str, card: Mapping[str, Any], ranked: Sequence[RunSummary]) -> bytes:
+    """Return a horizontal bar chart of score % (accuracy % for ``choice``) with 95 % CIs and the card's pass lines."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 1.6 + 0.38 * max(len(ranked), 1)), layout="constrained")
+    labels = [s.label for s in ranked][::-1]
+    bars = [_bar(s) for s in ranked][::-1]
+    values = [v for v, _ in bars]
+    low = [v - c[0] if c else 0 for v, c in bars]
+    high = [c[1] - v if c else 0 for v, c in bars]
+    colours = [_colour(s) for s in ranked][::-1]
+    ax.barh(range(len(labels)), values, xerr=[low, high], color=colours, capsize=3, ecolor="#333333")
+    ax.set_yticks(range(len(labels)), labels)
+    exam = any(s.exams is not None for s in ranked)
+    required, note = pass_lines(ax, card) if exam else ([], "")
+    ax.set_xlim(max(0.0, min(values + required, default=100.0) - 15), 100)
+    if exam:
+        ax.set_xlabel("score (% of points), 95% bootstrap CI")
+        verdicts = "green pass, red fail, grey unknown/incomplete" + (", verdicts vs stand-in criteria" if note else "")
+        ax.set_title(f"{dataset}: score ({verdicts})", fontsize=10)
+        if ax.get_legend_handles_labels()[0]:  # a card without criteria has no pass line to explain
+            fig.legend(loc="outside lower center", ncol=2, fontsize=8, frameon=False)
+    else:
+        ax.set_xlabel("accuracy (% of answered questions), 95% bootstrap CI")
+        ax.set_title(f"{dataset}: accuracy", fontsize=10)
+    data = _png(fig)
+    plt.close(fig)
+    return data
+
+
+def block_heatmap(dataset: str, ranked: Sequence[RunSummary]) -> bytes:
+    """Return a heat map of accuracy, runs × blocks, with the values written in the cells."""
+    plt = _pyplot()
+    import numpy as np
+
+    blocks = sorted({b for s in ranked for b in s.by_block})
+    grid = np.full((len(ranked), len(blocks)), np.nan)
+    for r, s in enumerate(ranked):
+        for c, b in enumerate(blocks):
+            accuracy = s.by_block[b].accuracy if b in s.by_block else None
+            if accuracy is not None:
+                grid[r, c] = 100 * accuracy
+    fig, ax = plt.subplots(figsize=(1.6 + 0.45 * max(len(blocks), 1), 1.2 + 0.38 * max(len(ranked), 1)))
+    image = ax.imshow(grid, cmap="RdYlGn", vmin=40, vmax=100, aspect="auto")
+    ax.set_xticks(range(len(blocks)), blocks, rotation=90 if len(blocks) > 8 else 0, fontsize=8)
+    ax.set_yticks(range(len(ranked)), [s.label for s in ranked], fontsize=8)
+    if len(blocks) * len(ranked) <= 400:
+        for r in range(len(ranked)):
+            for c in range(len(blocks)):
+                if not np.isnan(grid[r, c]):
+                    ax.text(c, r, f"{grid[r, c]:.0f}", ha="center", va="center", fontsize=6)
+    fig.colorbar(image, ax=ax, label="accuracy %")
+    ax.set_title(f"{dataset}: accuracy per block", fontsize=10)
+    data = _png(fig)
+    plt.close(fig)
+    return data
+
+
+def cost_scatter(dataset: str, ranked: Sequence[RunSummary]) -> bytes:
+    """Return accuracy against completion tokens per question (cost in the label where known)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    points = [
+        (s, s.tokens.completion_per_question, 100 * s.accuracy.all.accuracy)
+        for s in ranked
+        if s.tokens and s.tokens.completion_per_question and s.accuracy.all.accuracy is not None
+    ]
+    for s, tokens, acc in points:
+        ax.scatter(tokens, acc, color=_colour(s))
+        cost = "" if s.cost_usd is None else f" (${s.cost_usd:.2f})"
+        ax.annotate(s.label + cost, (tokens, acc), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    if points:
+        ax.set_xscale("log")
+    else:
+        ax.text(0.5, 0.5, "no run has token usage recorded", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xlabel("completion tokens per question (incl. reasoning)")
+    ax.set_ylabel("accuracy %")
+    ax.set_ylim(0, 100)
+    ax.set_title(f"{dataset}: accuracy vs tokens", fontsize=10)
+    data = _png(fig)
+    plt.close(fig)
+    return data
+
+
+def write_all(dataset: str, card: Mapping[str, Any], ranked: Sequence[RunSummary], folder: Path) -> list[Path]:
+    """Write ``<dataset>.png``, ``.blocks.png`` and ``.cost.png``; return their paths."""
+    from jmle_eval.io import write_file as write_atomic
+
+    figures = {
+        folder / f"{dataset}.png": score_bars(dataset, card, ranked),
+        folder / f"{dataset}.blocks.png": block_heatmap(dataset, ranked),
+        folder / f"{dataset}.cost.png": cost_scatter(dataset, ranked),
+    }
+    for path, data in figures.items():
+        write_atomic(path, data)
+    return list(figures)

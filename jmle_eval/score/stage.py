@@ -1,0 +1,286 @@
+"""The score stage: prediction folders → scored lines, run summaries, leaderboards, plots.
+
+``predictions/<dataset>/<run>/`` (one JSON per question + ``run.json``) is read,
+every answer is parsed and graded against the data set's key, and the results are
+written as ``scored/<dataset>/<run>.jsonl`` (one ``schema.ScoredItem`` a line) +
+``.summary.json`` (a ``records.RunSummary``, as the card's grader makes it) and
+``leaderboard/<dataset>.*``. Nothing here talks to a model; the same inputs give
+byte-identical outputs. A corrupt or foreign file is reported by path and skipped,
+the other runs are still scored, and the exit code is then 3.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+from pydantic import ValidationError
+
+from jmle_eval.config import load_card, register_resolvers, to_plain
+from jmle_eval.errors import UserError
+from jmle_eval.io import dump_json
+from jmle_eval.io import write_file as write_atomic
+from jmle_eval.schema import ANSWER_MARKER, ItemStatus, ScoredItem, list_price_cost
+from jmle_eval.score.grade import Key, compile_keys, grade
+from jmle_eval.score.graders import grader_of
+from jmle_eval.score.parse import Parsed, parse
+from jmle_eval.score.records import RunSummary
+from jmle_eval.score.runs import (
+    Skipped,
+    check_predictions_dir,
+    discover,
+    read_predictions,
+    read_run_info,
+    select_runs,
+)
+from jmle_eval.score.summary import UsageTally, run_summary
+
+EXIT_SKIPPED = 3
+_LINE = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
+"""Encodes a scored line as ``json.dumps(line, ensure_ascii=False, sort_keys=True)`` does, built once, not per line."""
+
+
+@dataclass
+class ScoredRun:
+    """One graded run: its scored lines (exam order) and summary."""
+
+    name: str
+    dataset: str
+    items: list[ScoredItem]
+    summary: RunSummary
+
+
+def load_keys(card: Mapping[str, Any], data_dir: str) -> list[Key]:
+    """Return the grading keys of every question of the data set, in exam order."""
+    from jmle_eval import datasets
+
+    return list(compile_keys(datasets.load(card, data_dir=data_dir)).values())
+
+
+def _wants(key: Key, image_mode: str) -> bool:
+    return not (image_mode == "skip" and key.requires_image)
+
+
+def _cost(record: Mapping[str, Any], usage: Mapping[str, Any], price: Mapping[str, Any]) -> float | None:
+    if record.get("cost_usd") is not None:
+        return float(record["cost_usd"])
+    return list_price_cost(usage, price)
+
+
+def scored_item(
+    key: Key, status: ItemStatus, record: Mapping[str, Any] | None, usage: Mapping[str, Any], parsed: Parsed | None
+) -> ScoredItem:
+    """Return the scored line of one question: its prediction's status, parsed answer, verdict and usage."""
+    answer = parsed.answer if parsed else None
+    verdict = grade(key, answer) if status in ("ok", "error") else None
+    return ScoredItem(
+        question_id=key.question_id,
+        exam=key.exam,
+        block=key.block,
+        section=key.section,
+        type=key.type,
+        requires_image=key.requires_image,
+        points_possible=key.points,
+        status=status,
+        predicted=list(answer) if answer else None,
+        gold=[list(g) for g in key.gold],
+        correct=bool(verdict and verdict.correct),
+        points=verdict.points if verdict else 0,
+        parse_rule=parsed.rule if parsed else None,
+        strict=bool(parsed and parsed.strict),
+        kinki_hits=list(verdict.kinki_hits) if verdict else [],
+        finish_reason=record.get("finish_reason") if record else None,
+        prompt_tokens=int(usage.get("prompt_tokens") or 0),
+        completion_tokens=int(usage.get("completion_tokens") or 0),
+        reasoning_tokens=int(usage.get("reasoning_tokens") or 0),
+        error=(record.get("error") or None) if record and status == "error" else None,
+    )
+
+
+def score_predictions(
+    keys: Sequence[Key], info: Mapping[str, Any], predictions: Mapping[str, Mapping[str, Any]]
+) -> tuple[list[ScoredItem], UsageTally]:
+    """Return one scored line per question (exam order) and the run's usage tally."""
+    image_mode = info["image_mode"]
+    mode = info.get("parse_mode") or "lenient"
+    marker = ((info.get("config") or {}).get("prompt") or {}).get("answer_marker") or ANSWER_MARKER
+    price = ((info.get("model") or {}).get("price")) or {}
+    tally = UsageTally()
+    items = []
+    for key in keys:
+        record = predictions.get(key.question_id)
+        status: ItemStatus = (
+            "not_asked" if not _wants(key, image_mode) else "missing" if record is None else record["status"]
+        )
+        parsed = None
+        usage: Mapping[str, Any] = {}
+        if record is not None and status != "not_asked":
+            usage = record.get("usage") or {}
+            tally.add(record, usage, _cost(record, usage, price))
+            if status == "ok":
+                parsed = parse(record.get("answer_text"), key.type, key.letters, mode=mode, marker=marker)
+        items.append(scored_item(key, status, record, usage, parsed))
+    return items, tally
+
+
+def score_run(
+    run_dir: Path,
+    dataset: str,
+    keys: Sequence[Key],
+    card: Mapping[str, Any],
+    bootstrap: Mapping[str, Any],
+    skipped: Skipped,
+    version: str | None = None,
+) -> ScoredRun | None:
+    """Return one graded run, or None (reported in ``skipped``) when the folder is not a usable run."""
+
+    try:
+        info = read_run_info(run_dir, dataset)
+    except ValueError as exc:
+        skipped.add(run_dir, str(exc))
+        return None
+    before = len(skipped.entries)
+    by_id = {k.question_id: k for k in keys}
+    try:
+        predictions = read_predictions(run_dir, by_id, info.get("fingerprint"), skipped)
+    except OSError as exc:  # the folder itself cannot be listed (permissions, a network share gone)
+        skipped.add(run_dir, f"cannot be listed ({exc.strerror or exc})")
+        return None
+    bad_files = sorted(f"{Path(p).name}: {why}" for p, why in skipped.entries[before:])
+    items, tally = score_predictions(keys, info, predictions)
+    summary = run_summary(run_dir.name, dataset, info, keys, items, tally, card, bootstrap, bad_files, version)
+    return ScoredRun(run_dir.name, dataset, items, summary)
+
+
+def write_run(run: ScoredRun, scored_dir: Path) -> None:
+    """Write ``scored/<dataset>/<run>.jsonl`` and ``<run>.summary.json``."""
+    folder = scored_dir / run.dataset
+    lines = "".join(_LINE.encode(i.model_dump()) + "\n" for i in run.items)
+    write_atomic(folder / f"{run.name}.jsonl", lines)
+    write_atomic(folder / f"{run.name}.summary.json", dump_json(run.summary.model_dump(mode="json")))
+
+
+def _as_list(value: Any) -> list[str] | None:
+    if value is None:
+        return None
+    return [str(v) for v in value] if isinstance(value, list | tuple) else [str(value)]
+
+
+def _bootstrap(spec: Mapping[str, Any]) -> dict[str, int]:
+    try:
+        samples, seed = int(spec.get("samples", 2000)), int(spec.get("seed", 0))
+    except (TypeError, ValueError):
+        samples = seed = -1
+    if samples < 1 or seed < 0:
+        raise UserError(
+            "bootstrap.samples must be a positive whole number and bootstrap.seed a non-negative one; "
+            f"got {dict(spec)}."
+        )
+    return {"samples": samples, "seed": seed}
+
+
+def _score_dataset(
+    name: str,
+    run_dirs: Sequence[Path],
+    settings: Mapping[str, Any],
+    bootstrap: Mapping[str, int],
+    skipped: Skipped,
+) -> list[RunSummary]:
+    """Grade the data set's runs, write their scored lines and summaries and the leaderboard; return the summaries."""
+    from jmle_eval.datasets import dataset_version
+    from jmle_eval.report import publish
+
+    paths = {k: Path(v) for k, v in settings["paths"].items()}
+    card = load_card(name, settings.get("dataset") or None)
+    grader_of(card)  # a grader that does not exist (or not yet) stops here, before any run is read
+    keys = load_keys(card, os.fspath(paths["data"]))
+    version = dataset_version(card)
+    scored = []
+    for run_dir in run_dirs:  # one run's scored lines in memory at a time: 2,000 questions × 50 runs fit anywhere
+        if run := score_run(run_dir, name, keys, card, bootstrap, skipped, version):
+            write_run(run, paths["scored"])
+            scored.append(run.summary)
+    if scored:
+        summaries = list(scored)
+        if settings.get("runs") is not None:  # a partial re-score keeps the other runs on the leaderboard
+            summaries += _other_summaries(paths, name, {s.run for s in scored})
+        publish.write(name, card, summaries, paths["leaderboard"], plots=bool(settings.get("plots")))
+    return scored
+
+
+def run(settings: Mapping[str, Any]) -> int:
+    """Score everything the settings select; return the exit code (0, or 3 when something was skipped)."""
+    from jmle_eval.report import render
+    from jmle_eval.score import importers
+    from jmle_eval.score.compare import compare as compare_runs
+
+    paths = {k: Path(v) for k, v in settings["paths"].items()}
+    selected = settings.get("dataset") or None
+    runs = _as_list(settings.get("runs"))
+    compare = _as_list(settings.get("compare"))
+    if compare is not None and (len(compare) != 2 or compare[0] == compare[1]):
+        raise UserError(f"compare needs two different run names, e.g. compare='[run_a,run_b]'; got {compare}.")
+    bootstrap = _bootstrap(settings.get("bootstrap") or {})
+    skipped = Skipped()
+    check_predictions_dir(paths["predictions"])  # before an import tries to write into it
+    imported = importers.run_imports(settings.get("import") or {}, paths["predictions"])
+    # An import scores the data sets it wrote to (every run there), unless dataset= says otherwise.
+    datasets = {selected["name"]} if selected else {d for d, _ in imported} or None
+    found = select_runs(discover(paths["predictions"], datasets, skipped), runs)
+    results: dict[str, list[RunSummary]] = {}
+    for name, run_dirs in found.items():
+        if scored := _score_dataset(name, run_dirs, {**settings, "runs": runs}, bootstrap, skipped):
+            results[name] = scored
+    if compare:
+        compare_runs({name: [s.run for s in scored] for name, scored in results.items()}, compare, bootstrap, paths)
+    if settings.get("report"):
+        _report(list(results), {k: os.fspath(v) for k, v in paths.items()}, runs)
+    render.print_results(results)
+    for path, reason in skipped.entries:
+        print(f"skipped: {path} {reason}", file=sys.stderr)
+    if skipped.entries:
+        print(
+            f"done, but {len(skipped.entries)} file(s)/folder(s) were skipped (exit code {EXIT_SKIPPED}).",
+            file=sys.stderr,
+        )
+        return EXIT_SKIPPED
+    return 0
+
+
+def _other_summaries(paths: Mapping[str, Path], dataset: str, exclude: set[str]) -> list[RunSummary]:
+    """Return the existing summaries of the data set's other runs whose prediction folder still exists."""
+    out = []
+    for path in sorted((paths["scored"] / dataset).glob("*.summary.json")):
+        name = path.name.removesuffix(".summary.json")
+        if name in exclude or not (paths["predictions"] / dataset / name / "run.json").is_file():
+            continue
+        try:
+            out.append(RunSummary.model_validate_json(path.read_bytes()))
+        except (OSError, ValidationError):
+            continue  # an unreadable or older-format summary: that run is re-scored by a plain `python score.py`
+    return out
+
+
+def _report(datasets: list[str], paths: dict[str, str], runs: list[str] | None) -> None:
+    """Write the HTML report of each data set (``jmle_eval.report``, when that module is installed)."""
+    try:
+        from jmle_eval.report import html_report as report
+    except ImportError as exc:
+        raise UserError("report=true needs jmle_eval.report, which is not available in this installation.") from exc
+    for name in datasets:
+        report.write(name, runs=runs, paths=paths)
+
+
+def main(cfg: DictConfig) -> int:
+    """Hydra entry point of ``score.py``: resolve the config and score."""
+    register_resolvers()
+    settings = to_plain(cfg)
+    if not isinstance(settings, dict):  # pragma: no cover - Hydra always gives a mapping
+        raise UserError("score.py needs a configuration mapping.")
+    return run(settings)
