@@ -39,26 +39,12 @@ def fail(message: str, code: int = 2) -> None:
     raise SystemExit(code)
 
 
-def check_argv(argv: list[str]) -> None:
-    """Refuse command-line overrides Hydra would answer with a traceback (an empty key such as ``=5``)."""
-    for arg in argv:
-        if arg.startswith("-") or "=" not in arg:
-            continue
-        key = arg.split("=", 1)[0].lstrip("+~")
-        if not key.strip():
-            fail(
-                f"The override {arg!r} has no key before '='. Write overrides as key=value, e.g. run.limit=5 or "
-                "model=qwen3_32b (see conf/config.yaml for the keys)."
-            )
-
-
 def run_hydra(main: Callable[[], Any], config_name: str) -> None:
     """Run an ``@hydra.main`` entry point; any config mistake, Hydra's own included, is one paragraph and exit 2."""
     from jmle_eval.config import setup
     from jmle_eval.config_errors import check_overrides, explain
 
     argv = sys.argv[1:]
-    check_argv(argv)
     setup(config_name)
     try:
         check_overrides(argv, config_name)

@@ -103,7 +103,12 @@ def check_overrides(overrides: Sequence[str], config_name: str = "config") -> No
         if item.startswith("-") or "=" not in item:
             continue
         key = item.split("=", 1)[0].lstrip("+~").strip()
-        if not key or _is_group(key):
+        if not key:  # Hydra would answer "=5" with a traceback
+            raise UserError(
+                f"The override {item!r} has no key before '='. Write overrides as key=value, e.g. run.limit=5 or "
+                "model=qwen3_32b (see conf/config.yaml for the keys)."
+            )
+        if _is_group(key):
             continue
         kind, known = lookup(config_name, key)
         if kind is None:

@@ -52,15 +52,9 @@ class Price:
 
 
 @dataclass
-class Serve:
-    """How the model is served when predict launches it (``server.*`` reads these).
+class EngineSettings:
+    """The serve settings a model card states (``model.serve``) and a run may override (``server.*``)."""
 
-    Always a block, never null: a command line can then give any model one (``+model.serve.hf_id=<repo>``).
-    """
-
-    engine: str | None = None  # vllm | sglang | llama_cpp
-    hf_id: str | None = None  # Hugging Face repo the engine loads
-    weights: str | None = None  # llama.cpp: package-relative path of a GGUF file
     tp: int = 1
     dp: int = 1
     pp: int = 1
@@ -70,6 +64,18 @@ class Serve:
     chat_template: str | None = None
     tool_call_parser: str | None = None
     extra_args: Any = None  # a list, or one list per engine {vllm: [...]}; null: none
+
+
+@dataclass
+class Serve(EngineSettings):
+    """How the model is served when predict launches it (``server.*`` reads these).
+
+    Always a block, never null: a command line can then give any model one (``+model.serve.hf_id=<repo>``).
+    """
+
+    engine: str | None = None  # vllm | sglang | llama_cpp
+    hf_id: str | None = None  # Hugging Face repo the engine loads
+    weights: str | None = None  # llama.cpp: package-relative path of a GGUF file
 
 
 @dataclass
@@ -170,23 +176,14 @@ class Run:
 
 
 @dataclass
-class Server:
-    """``server.*`` of conf/config.yaml, which points the parallelism keys at ``model.serve.*``."""
+class Server(EngineSettings):
+    """``server.*`` of conf/config.yaml, which points the engine settings at ``model.serve.*``."""
 
     launch: bool = False
     executable: Any = None
     host: str = "127.0.0.1"
     port: int | None = None
-    tp: int = 1
-    dp: int = 1
-    pp: int = 1
-    max_model_len: int | None = None
-    gpu_memory_utilization: float | None = None
-    reasoning_parser: str | None = None
-    chat_template: str | None = None
-    tool_call_parser: str | None = None
     distributed_backend: str | None = None
-    extra_args: Any = None
     health_timeout_s: float = 1800.0
     stop_grace_s: float = 30.0
     log: str = MISSING  # conf/config.yaml: one log per process under the run folder

@@ -89,6 +89,14 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, *, durable: bool = T
         raise
 
 
+def blocking_file(path: Path) -> Path | None:
+    """Return the nearest existing part of ``path`` if it is not a folder (so the folder cannot be made), else None."""
+    for folder in (path, *path.parents):
+        if folder.exists():
+            return None if folder.is_dir() else folder
+    return None
+
+
 def write_file(path: str | os.PathLike[str], data: str | bytes, *, durable: bool = True) -> None:
     """Write an output file atomically (UTF-8 for text), creating its folder; see :func:`atomic_write`."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from jmle_eval.io import blocking_file
+
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=-]+")
 
 
@@ -60,6 +62,24 @@ def _job_tag() -> str:
     return f"{socket.gethostname().split('.')[0]}-{os.getpid()}"
 
 
+_BAD_NAME_CHARS = frozenset('/\\\0:*?"<>|')
+
+
+def run_name_problem(name: Any) -> str | None:
+    """Return why ``name`` cannot be one folder under ``predictions/<dataset>/``, or None when it can."""
+    text = str(name) if name is not None else ""
+    bad = sorted({c for c in text if c in _BAD_NAME_CHARS or not c.isprintable()})
+    if not text.strip():
+        return "it is empty"
+    if text.startswith("."):
+        return "it starts with '.' (hidden, or a path like '..')"
+    if bad:
+        return f"it contains {', '.join(repr(c) for c in bad)}"
+    if len(text.encode()) > 200:
+        return "it is longer than 200 bytes"
+    return None
+
+
 def _run_folder(name: Any) -> str:
     """Return ``name`` as the run folder, or a placeholder when it is not one safe folder name.
 
@@ -68,9 +88,7 @@ def _run_folder(name: Any) -> str:
     the name itself (``plan.check_run_name``) and the placeholder folder is
     removed with the rest of a refused start.
     """
-    text = str(name)
-    unsafe = not text.strip() or text.startswith(".") or any(c in text for c in "/\\\0") or not text.isprintable()
-    return "_refused-run-name_" if unsafe else text
+    return "_refused-run-name_" if run_name_problem(name) else str(name)
 
 
 def _log_root(run_dir: Any) -> str:
@@ -80,12 +98,8 @@ def _log_root(run_dir: Any) -> str:
     path is a file (``paths.predictions=<a file>``) that would be a traceback, so
     the log goes to the temporary folder and predict refuses the path itself.
     """
-    path = Path(str(run_dir))
-    for folder in (path, *path.parents):
-        if folder.exists():
-            if folder.is_dir():
-                return str(path)
-            break
+    if blocking_file(Path(str(run_dir))) is None:
+        return str(run_dir)
     return os.path.join(tempfile.gettempdir(), "jmle-eval-refused", _job_tag())
 
 

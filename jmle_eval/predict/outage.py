@@ -37,7 +37,6 @@ class Outage:
         self._probe = probe
         self.base_url = base_url
         self.timeout_s = float(timeout_s)
-        self.durations: list[float] = []  # seconds each outage lasted
         self._server_died = server_died
         self._up = asyncio.Event()
         self._up.set()
@@ -53,6 +52,10 @@ class Outage:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
+    def _died(self) -> str | None:
+        """Return why the server launched for this run is gone, or None (alive, or not launched by us)."""
+        return self._server_died() if self._server_died else None
+
     async def server_is_down(self) -> bool:
         """After a connection failure: return True if the server, not the question, is at fault.
 
@@ -62,7 +65,7 @@ class Outage:
         """
         if not self._up.is_set():
             return True
-        died = self._server_died() if self._server_died else None
+        died = self._died()
         if died is None:
             if self._check is None or self._check.done():
                 self._check = asyncio.create_task(self._probe())
@@ -91,10 +94,10 @@ class Outage:
                 break
             await asyncio.sleep(min(delay, left))
             delay = min(delay * 2, 5.0)
-            died = self._server_died() if self._server_died else None
+            died = self._died()
             if died is None and await self._probe():
-                self.durations.append(round(time.monotonic() - started, 1))
-                log.warning("the server at %s answers again after %.1f s: resuming", self.base_url, self.durations[-1])
+                took = time.monotonic() - started
+                log.warning("the server at %s answers again after %.1f s: resuming", self.base_url, took)
                 break
         if died is not None:
             self._failure = died

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from jmle_eval.errors import UserError
+from jmle_eval.io import blocking_file
+from jmle_eval.resolvers import run_name_problem
 
 PROGRESS_MODES = ("auto", True, False)
-
-_BAD_NAME_CHARS = frozenset('/\\\0:*?"<>|')
 
 
 @dataclass(frozen=True)
@@ -58,14 +58,8 @@ def _flag(value: Any, name: str) -> bool:
 def check_run_name(name: Any) -> str:
     """Return ``name`` if it can be one folder under ``predictions/<dataset>/``; raise UserError otherwise."""
     text = str(name) if name is not None else ""
-    bad = sorted({c for c in text if c in _BAD_NAME_CHARS or not c.isprintable()})
-    if not text.strip() or text.startswith(".") or bad or len(text.encode()) > 200:
-        why = (
-            "it is empty" if not text.strip()
-            else "it starts with '.' (hidden, or a path like '..')" if text.startswith(".")
-            else f"it contains {', '.join(repr(c) for c in bad)}" if bad
-            else "it is longer than 200 bytes"
-        )  # fmt: skip
+    why = run_name_problem(text)
+    if why is not None:
         raise UserError(
             f"run.name={text!r} cannot be a run folder name: {why}. A run name is one folder under "
             "predictions/<dataset>/ — letters, digits and . _ = - (e.g. run.name=qwen3_32b-exp1); leave it unset "
@@ -76,14 +70,12 @@ def check_run_name(name: Any) -> str:
 
 def check_output_folder(run_dir: Path) -> None:
     """Raise UserError when a component of ``run_dir`` exists but is not a folder (paths.predictions=<a file>)."""
-    for folder in (run_dir, *run_dir.parents):
-        if folder.exists() and not folder.is_dir():
-            raise UserError(
-                f"{folder} is a file, not a folder, so the run folder {run_dir} cannot be made there. Point "
-                "paths.predictions (or run.dir) at a folder, or move the file away."
-            )
-        if folder.is_dir():
-            return
+    folder = blocking_file(run_dir)
+    if folder is not None:
+        raise UserError(
+            f"{folder} is a file, not a folder, so the run folder {run_dir} cannot be made there. Point "
+            "paths.predictions (or run.dir) at a folder, or move the file away."
+        )
 
 
 def parse_shard(spec: Any) -> tuple[int, int] | None:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from jmle_eval.errors import UserError
-from jmle_eval.io import temporary_name, write_new
+from jmle_eval.io import read_regular, temporary_name, write_new
 from jmle_eval.predict.writer import PredictionWriter, dump, encode_record
 from jmle_eval.schema import prediction_problem
 
@@ -179,11 +179,8 @@ def read_predictions(run_dir: Path) -> dict[str, dict[str, Any]]:
     records: dict[str, dict[str, Any]] = {}
     for entry in _prediction_files(Path(run_dir)):
         try:
-            if not entry.is_file():  # a FIFO or a dangling link would block or fail the read
-                raise OSError("not a regular file")
-            with open(entry.path, "rb") as f:
-                record = json.loads(f.read())
-        except (OSError, ValueError) as exc:
+            record = json.loads(read_regular(Path(entry.path)))  # a FIFO or a dangling link: ValueError, no hang
+        except ValueError as exc:
             log.warning(
                 "ignoring unreadable prediction file %s (%s); its question will be asked again", entry.path, exc
             )
