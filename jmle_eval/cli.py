@@ -129,8 +129,10 @@ def _checked(fn: Callable[[DictConfig], int | None], cfg: DictConfig) -> int | N
     return fn(cfg)
 
 
-def guarded(fn: Callable[[DictConfig], int | None]) -> Callable[[DictConfig], None]:
-    """Wrap a Hydra task function: UserError → clear message, cleanup, exit code 2."""
+def guarded(
+    fn: Callable[[DictConfig], int | None], output_root: str = "paths.predictions"
+) -> Callable[[DictConfig], None]:
+    """Wrap a Hydra task function: UserError → clear message, cleanup up to ``output_root``, exit code 2."""
 
     @functools.wraps(fn)
     def wrapper(cfg: DictConfig) -> None:
@@ -141,7 +143,7 @@ def guarded(fn: Callable[[DictConfig], int | None]) -> Callable[[DictConfig], No
             if exc.keep_output:  # a run that did work keeps its log, with why it stopped
                 _log_to_files(str(exc))
             else:  # a refused start leaves nothing
-                _remove_hydra_output(OmegaConf.select(cfg, "paths.predictions", default=None))
+                _remove_hydra_output(OmegaConf.select(cfg, output_root, default=None))
             fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
             print("interrupted: finished work is kept; run the same command again to resume.", file=sys.stderr)

@@ -1,35 +1,30 @@
-"""Ask every question still to do and write each answer as it arrives: the request loop of a session.
+"""Ask every item still to do and write each reply as it arrives: the request loop of a session.
 
-One task per question; the client's adaptive limit decides how many are in
-flight. Each reply becomes a :class:`~jmle_eval.schema.Prediction` (an answer,
-or an error to retry) and is queued for the writer threads at once, so a crash
-loses only the questions in flight.
+One task per item (a question for predict, a prediction for judge); the client's
+adaptive limit decides how many are in flight. Each reply becomes the job's file
+record (an answer, or an error to retry) and is queued for the writer threads at
+once, so a crash loses only the items in flight.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import signal
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
-from jmle_eval.predict import prompts
-from jmle_eval.predict.plan import Plan
+from jmle_eval.predict.job import Job, prediction_record
 from jmle_eval.predict.progress import Progress
 from jmle_eval.predict.writer import PredictionWriter
-from jmle_eval.schema import Prediction, Usage, prediction_problem
 
 if TYPE_CHECKING:  # the client imports openai (about a second); only a session needs it
     from jmle_eval.predict.client import ChatClient
     from jmle_eval.predict.replies import Reply
-    from jmle_eval.schema import Question
+
+record = prediction_record  # the prediction file of one reply (kept under its old name)
 
 log = logging.getLogger("jmle_eval.predict")
 
@@ -53,84 +48,51 @@ class Outcome:
     first_errors: list[str] = field(default_factory=list)
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
+async def _reply(job: Job, client: ChatClient, item: Any) -> Reply:
+    """Return one item's reply; an ok reply the job cannot read is asked again, up to ``job.reread_attempts``."""
+    reply = await client.complete(lambda: job.request(item))
+    for _ in range(job.reread_attempts - 1):
+        if reply.status != "ok" or job.unreadable(item, reply) is None:
+            break
+        again = await client.complete(lambda: job.request(item))
+        spent = {k: reply.usage.get(k, 0) + again.usage.get(k, 0) for k in set(reply.usage) | set(again.usage)}
+        costs = [c for c in (reply.cost_usd, again.cost_usd) if c is not None]
+        again.usage, again.attempts = spent, reply.attempts + again.attempts
+        again.cost_usd = sum(costs) if costs else None
+        reply = again  # every reply's tokens are paid for: the record counts them all
+    return reply
 
 
-def record(job: Plan, question_id: str, reply: Reply) -> Prediction:
-    """Return the prediction file of one reply; a reply that is not a valid prediction becomes an error to retry."""
-    usage = reply.usage or {}
-    fields: dict[str, Any] = {
-        "question_id": question_id,
-        "status": reply.status,
-        "answer_text": reply.answer_text,
-        "reasoning_text": reply.reasoning_text,
-        "finish_reason": reply.finish_reason,
-        "usage": {key: usage.get(key, 0) for key in ("prompt_tokens", "completion_tokens", "reasoning_tokens")},
-        "latency_s": reply.latency_s,
-        "attempts": reply.attempts,
-        "error": reply.error,
-        "model": reply.model or job.served_id,
-        "fingerprint": job.header["fingerprint"],
-        "created_at": _now(),
-    }
-    cost = reply.cost_usd if reply.cost_usd is not None else job.cost(usage)
-    if cost is not None:
-        fields["cost_usd"] = round(cost, 8)
-    try:
-        return Prediction.model_validate(fields)
-    except ValidationError:  # never store what score would skip: keep the question, as an error to retry
-        problem = prediction_problem(fields, question_id)
-    log.warning("%s: the reply cannot be stored as a prediction (%s); recorded as an error", question_id, problem)
-    return Prediction(
-        question_id=question_id,
-        status="error",
-        usage=Usage(),  # no counts set: written as {}
-        latency_s=None,
-        attempts=reply.attempts,
-        error=f"reply not storable: {problem}",
-        model=fields["model"],
-        fingerprint=fields["fingerprint"],
-        created_at=fields["created_at"],
-    )
-
-
-async def ask_all(job: Plan, client: ChatClient, writer: PredictionWriter, progress: Progress, out: Outcome) -> None:
-    """Ask every question still to do, one task each; the client's limit decides how many are in flight."""
+async def ask_all(job: Job, client: ChatClient, writer: PredictionWriter, progress: Progress, out: Outcome) -> None:
+    """Ask every item still to do, one task each; the client's limit decides how many are in flight."""
     from jmle_eval.predict.replies import REJECTED_STATUSES
 
     rejected = 0
-    template = job.body_template
 
-    async def ask(question: Question) -> None:
+    async def ask(item: Any) -> None:
         nonlocal rejected
-
-        def body() -> bytes:
-            messages = prompts.build_messages(
-                question, job.image_mode, job.prompt_version, job.answer_marker, job.prompt_language
-            )
-            return json.dumps({**template, "messages": messages}, ensure_ascii=False).encode()
-
-        reply = await client.complete(body)
-        writer.put(record(job, question.id, reply))
+        reply = await _reply(job, client, item)
+        stored = job.to_record(item, reply)
+        writer.put(stored)
+        status = stored.status
         out.asked += 1
         tokens = (reply.usage or {}).get("completion_tokens", 0)
         out.completion_tokens += tokens
-        if reply.status == "ok":
+        if status == "ok":
             out.ok += 1
         else:
             out.errors += 1
             if len(out.first_errors) < 3:
-                out.first_errors.append(f"{question.id}: {reply.error}")
-        progress.advance(ok=reply.status == "ok", tokens=tokens, limit=client.limit.limit)
+                out.first_errors.append(f"{item.id}: {stored.error or reply.error}")
+        progress.advance(ok=status == "ok", tokens=tokens, limit=client.limit.limit)
         if reply.http_status in REJECTED_STATUSES:
             rejected += 1
             if rejected >= job.settings.max_rejected:
                 raise TooManyRejected(reply.error)
 
     async with asyncio.TaskGroup() as group:
-        for question in job.todo or []:
-            group.create_task(ask(question))
+        for item in job.todo or []:
+            group.create_task(ask(item))
 
 
 @contextlib.contextmanager

@@ -9,6 +9,7 @@ settings. It contacts no server, so a bad command fails in a second.
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,43 +20,28 @@ from jmle_eval import datasets, io, providers
 from jmle_eval.datasets import text
 from jmle_eval.errors import UserError
 from jmle_eval.predict import prompts, store
-from jmle_eval.predict.settings import Settings, check_output_folder, check_run_name, parse_shard, read_settings
-from jmle_eval.schema import ImageMode, Question, list_price_cost
+from jmle_eval.predict.job import Job
+from jmle_eval.predict.settings import check_output_folder, check_run_name, parse_shard, read_settings
+from jmle_eval.schema import ANSWER_MARKER, ImageMode, Question
 
 __all__ = ["Plan", "api_key", "check_run_name", "parse_shard", "plan", "request_template", "select"]
 
 
 @dataclass
-class Plan:
+class Plan(Job):
     """One predict invocation, fully decided: which questions, what request, where the files go."""
 
-    run_name: str
-    run_dir: Path
-    model: dict[str, Any]
-    provider: dict[str, Any]
-    served_id: str
-    image_mode: ImageMode
-    prompt_version: str
-    prompt_language: str
-    answer_marker: str
-    body_template: dict[str, Any]
-    header: dict[str, Any]
-    api_key: str
-    secrets: list[str]
-    settings: Settings
-    launch: bool
-    selected: int = 0
-    todo: list[Question] | None = None
+    image_mode: ImageMode = "blind"
+    prompt_version: str = "v1"
+    prompt_language: str = prompts.DEFAULT_LANGUAGE
+    answer_marker: str = ANSWER_MARKER
 
-    def refresh_todo(self) -> None:
-        """Drop from ``todo`` the questions answered since the plan was made (by a process that just ended)."""
-        if self.todo:
-            done = store.finished_ids(self.run_dir, retry_errors=self.settings.retry_errors)
-            self.todo = [q for q in self.todo if q.id not in done]
-
-    def cost(self, usage: Mapping[str, int]) -> float | None:
-        """Return the list-price cost in USD of one reply's usage, or None when the price is not known."""
-        return list_price_cost(usage, self.model.get("price") or {})
+    def request(self, item: Question) -> bytes:
+        """Return the request body for one question: the template plus the question's messages."""
+        messages = prompts.build_messages(
+            item, self.image_mode, self.prompt_version, self.answer_marker, self.prompt_language
+        )
+        return json.dumps({**self.body_template, "messages": messages}, ensure_ascii=False).encode()
 
 
 def select(
@@ -127,6 +113,21 @@ def request_template(model: Mapping[str, Any], provider: Mapping[str, Any]) -> d
     return body
 
 
+def model_inputs(model: Mapping[str, Any], provider: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the model and provider settings that change a model's replies, keyed by their config path."""
+    effort = model.get("reasoning_effort")
+    inputs = {
+        "model.id": providers.served_id(model, provider),
+        "model.params": {k: v for k, v in (model.get("params") or {}).items() if v is not None},
+        "model.extra_body": extra_body(model, provider),
+        "model.reasoning_effort": effort,
+        "provider.reasoning_effort_path": provider.get("reasoning_effort_path") if effort is not None else None,
+    }
+    if provider.get("request_extra"):  # left out when empty, so that runs made before it existed keep their fingerprint
+        inputs["provider.request_extra"] = dict(provider["request_extra"])
+    return inputs
+
+
 def fingerprint_inputs(
     model: Mapping[str, Any],
     provider: Mapping[str, Any],
@@ -136,26 +137,33 @@ def fingerprint_inputs(
     language: str = prompts.DEFAULT_LANGUAGE,
 ) -> dict[str, Any]:
     """Return every setting that changes answers, keyed by the config path a user would change."""
-    effort = model.get("reasoning_effort")
-    inputs = {
-        "model.id": providers.served_id(model, provider),
-        "model.params": {k: v for k, v in (model.get("params") or {}).items() if v is not None},
-        "model.extra_body": extra_body(model, provider),
-        "model.reasoning_effort": effort,
-        "provider.reasoning_effort_path": provider.get("reasoning_effort_path") if effort is not None else None,
-        "prompt.version": prompt["version"],
-        "prompt.template_hash": prompts.template_hash(prompt["version"], language),
-        "prompt.answer_marker": prompt["answer_marker"],
-        "image_mode": image_mode,
-        "dataset.name": card["name"],
-        "dataset.version": datasets.dataset_version(card),
-    }
-    # Left out when they have their old value, so that runs made before they existed keep their fingerprint.
-    if provider.get("request_extra"):
-        inputs["provider.request_extra"] = dict(provider["request_extra"])
+    inputs = model_inputs(model, provider)
+    inputs.update(
+        {
+            "prompt.version": prompt["version"],
+            "prompt.template_hash": prompts.template_hash(prompt["version"], language),
+            "prompt.answer_marker": prompt["answer_marker"],
+            "image_mode": image_mode,
+            "dataset.name": card["name"],
+            "dataset.version": datasets.dataset_version(card),
+        }
+    )
     if language != prompts.DEFAULT_LANGUAGE:  # the template hash differs anyway; this names the cause in a diff
         inputs["prompt.language"] = language
     return inputs
+
+
+def model_summary(model: Mapping[str, Any], served_id: str) -> dict[str, Any]:
+    """Return the ``model`` block of a run header: names, vision, reasoning effort and list price."""
+    price = model.get("price") or {}
+    return {
+        "name": model["name"],
+        "id": served_id,
+        "display_name": model.get("display_name") or model["name"],
+        "vision": bool(model.get("vision")),
+        "reasoning_effort": model.get("reasoning_effort"),
+        "price": {"input": price.get("input"), "output": price.get("output"), "source": price.get("source")},
+    }
 
 
 def api_key(provider: Mapping[str, Any]) -> tuple[str, list[str]]:
@@ -174,8 +182,6 @@ def api_key(provider: Mapping[str, Any]) -> tuple[str, list[str]]:
 
 def _header(cfg: Mapping[str, Any], inputs: dict[str, Any], image_mode: str, secrets: list[str]) -> dict[str, Any]:
     """Return the run header (``run.json``): what was asked and how, with the fingerprint of its answer inputs."""
-    model = cfg["model"]
-    price = model.get("price") or {}
     return {
         "format": store.FORMAT,
         "run": str(cfg["run"]["name"]),
@@ -183,14 +189,7 @@ def _header(cfg: Mapping[str, Any], inputs: dict[str, Any], image_mode: str, sec
         "dataset_version": inputs["dataset.version"],
         "fingerprint": store.fingerprint(inputs),
         "fingerprint_inputs": inputs,
-        "model": {
-            "name": model["name"],
-            "id": inputs["model.id"],
-            "display_name": model.get("display_name") or model["name"],
-            "vision": bool(model.get("vision")),
-            "reasoning_effort": model.get("reasoning_effort"),
-            "price": {"input": price.get("input"), "output": price.get("output"), "source": price.get("source")},
-        },
+        "model": model_summary(cfg["model"], inputs["model.id"]),
         "provider": cfg["provider"]["name"],
         "image_mode": image_mode,
         "prompt_version": cfg["prompt"]["version"],

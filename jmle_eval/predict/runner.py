@@ -15,23 +15,28 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from omegaconf import DictConfig
 
 from jmle_eval.config import to_plain
 from jmle_eval.predict import store
 from jmle_eval.predict.ask import Outcome, TooManyRejected, record
+from jmle_eval.predict.job import Job
 from jmle_eval.predict.plan import Plan, plan
 from jmle_eval.predict.progress import summary_line
 from jmle_eval.predict.session import ServerUnavailable, session
 
 log = logging.getLogger("jmle_eval.predict")
 
-__all__ = ["Outcome", "Plan", "ServerUnavailable", "TooManyRejected", "main", "record", "run", "summary_line"]
+__all__ = [
+    "Outcome", "Plan", "ServerUnavailable", "TooManyRejected", "finish", "main", "record", "run", "serve",
+    "summary_line",
+]  # fmt: skip
 
 
 @contextlib.contextmanager
-def _serve(job: Plan, cfg: DictConfig) -> Iterator[tuple[str, Callable[[], str | None] | None]]:
+def serve(job: Job, cfg: DictConfig) -> Iterator[tuple[str, Callable[[], str | None] | None]]:
     """Yield the base URL to ask, and for a server this run launched, a check that says if it died."""
     if not job.launch:
         yield job.provider["base_url"], None
@@ -59,21 +64,23 @@ def run(cfg: DictConfig) -> tuple[Plan, Outcome | None]:
     job = plan(to_plain(cfg))
     if not job.todo:
         return job, None
-    with _serve(job, cfg) as (base_url, died):
+    with serve(job, cfg) as (base_url, died):
         return job, asyncio.run(session(job, base_url, died))
 
 
-def main(cfg: DictConfig) -> int:
-    """Hydra task: predict, print one summary line, return the exit code (130/143 when interrupted)."""
-    job, out = run(cfg)
+def finish(job: Job, out: Outcome | None, totals: dict[str, Any] | None, what: str = "question") -> int:
+    """Log what one run did (one summary line, the errors, the rate limit) and return its exit code.
+
+    0: done; 1: most items asked ended in error, or any did with run.fail_on_errors;
+    128 + signal: interrupted (finished files are kept; the same command resumes).
+    """
     if out is None:
-        log.info("%s: nothing to ask (%d selected questions, all answered)", job.run_name, job.selected)
-    totals = store.totals(job.run_dir) if job.run_dir.is_dir() else None
+        log.info("%s: nothing to ask (%d selected %ss, all done)", job.run_name, job.selected, what)
     log.info(summary_line(job.run_name, job.selected, totals, out, job.run_dir))
     if out is not None and out.errors:
         log.warning(
-            "%d question(s) ended with errors (e.g. %s); run the same command again to retry them.",
-            out.errors, "; ".join(out.first_errors),
+            "%d %s(s) ended with errors (e.g. %s); run the same command again to retry them.",
+            out.errors, what, "; ".join(out.first_errors),
         )  # fmt: skip
     if out is not None and out.rate_limit_cuts:
         log.info(
@@ -81,11 +88,18 @@ def main(cfg: DictConfig) -> int:
         )
     if out is not None and out.interrupted_by is not None:
         name = signal.Signals(out.interrupted_by).name
-        log.warning("interrupted by %s: finished answers are kept; run the same command again to resume.", name)
+        log.warning("interrupted by %s: finished files are kept; run the same command again to resume.", name)
         return 128 + out.interrupted_by
     if out is not None and out.errors and (job.settings.fail_on_errors or 2 * out.errors > out.asked):
-        why = "run.fail_on_errors=true" if job.settings.fail_on_errors else "most questions asked ended in error"
-        log.error("%s: %d of %d question(s) asked ended in error (%s): exit code 1.", job.run_name, out.errors,
-                  out.asked, why)  # fmt: skip
+        why = "run.fail_on_errors=true" if job.settings.fail_on_errors else f"most {what}s asked ended in error"
+        log.error("%s: %d of %d %s(s) asked ended in error (%s): exit code 1.", job.run_name, out.errors,
+                  out.asked, what, why)  # fmt: skip
         return 1
     return 0
+
+
+def main(cfg: DictConfig) -> int:
+    """Hydra task: predict, print one summary line, return the exit code (130/143 when interrupted)."""
+    job, out = run(cfg)
+    totals = store.totals(job.run_dir) if job.run_dir.is_dir() else None
+    return finish(job, out, totals)

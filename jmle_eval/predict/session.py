@@ -21,8 +21,8 @@ from jmle_eval import io
 from jmle_eval.errors import UserError
 from jmle_eval.predict import store
 from jmle_eval.predict.ask import Outcome, TooManyRejected, ask_all, signals
+from jmle_eval.predict.job import Job
 from jmle_eval.predict.lock import RunLock
-from jmle_eval.predict.plan import Plan
 from jmle_eval.predict.progress import Progress
 from jmle_eval.predict.writer import PredictionWriter
 
@@ -39,7 +39,7 @@ class ServerUnavailable(UserError):
     exit_code = 3
 
 
-def _fatal_message(job: Plan, exc: Fatal) -> str:
+def _fatal_message(job: Job, exc: Fatal) -> str:
     """Return the one-paragraph message for a reply no question can get past."""
     if exc.status in (401, 403):
         env = job.provider.get("api_key_env")
@@ -62,7 +62,7 @@ def _leaves(error: BaseException) -> Iterable[BaseException]:
     return [error]
 
 
-def _failure(job: Plan, out: Outcome, errors: list[BaseException]) -> UserError:
+def _failure(job: Job, out: Outcome, errors: list[BaseException]) -> UserError:
     """Return the one error that explains why the questions stopped.
 
     When several tasks failed together, the widest cause wins: the server gone, then too many
@@ -95,7 +95,7 @@ def _failure(job: Plan, out: Outcome, errors: list[BaseException]) -> UserError:
     return UserError(_fatal_message(job, fatal))
 
 
-def _client(job: Plan, base_url: str, server_died: Callable[[], str | None] | None) -> ChatClient:
+def _client(job: Job, base_url: str, server_died: Callable[[], str | None] | None) -> ChatClient:
     """Return the one client of the session, with the provider's limits, retries and timeouts."""
     from jmle_eval.predict.client import ChatClient
 
@@ -114,7 +114,7 @@ def _client(job: Plan, base_url: str, server_died: Callable[[], str | None] | No
     )
 
 
-async def _preflight(job: Plan, client: ChatClient) -> None:
+async def _preflight(job: Job, client: ChatClient) -> None:
     """Raise UserError unless the server answers ``/models`` (and serves the model, where the provider checks)."""
     from jmle_eval.predict.replies import Fatal
 
@@ -135,7 +135,7 @@ async def _preflight(job: Plan, client: ChatClient) -> None:
 
 
 @contextlib.contextmanager
-def _folder_errors(job: Plan) -> Iterator[None]:
+def _folder_errors(job: Job) -> Iterator[None]:
     """Turn a failure to make or lock the run folder into a UserError that names it."""
     try:
         yield
@@ -143,28 +143,29 @@ def _folder_errors(job: Plan) -> Iterator[None]:
         raise UserError(f"Cannot create the run folder {job.run_dir} ({exc}). Check paths.predictions.") from exc
 
 
-def _open_run(job: Plan) -> bool:
+def _open_run(job: Job) -> bool:
     """Create or rejoin the run folder; return True if this call created its ``run.json``."""
     with _folder_errors(job):
         return store.open_run(job.run_dir, job.header)
 
 
-def _lock_run(job: Plan, stack: contextlib.ExitStack) -> None:
+def _lock_run(job: Job, stack: contextlib.ExitStack) -> None:
     """Take the run folder's lock (released by ``stack``) and clear temporaries a killed process left."""
     with _folder_errors(job):
         stack.enter_context(RunLock(job.run_dir, job.settings.shard))
         io.remove_stale_temporaries(job.run_dir)
 
 
-async def _ask_todo(job: Plan, client: ChatClient, out: Outcome) -> None:
+async def _ask_todo(job: Job, client: ChatClient, out: Outcome) -> None:
     """Ask the questions still to do, writing each answer as it arrives; raise UserError if they had to stop."""
     from jmle_eval.predict.outage import Unreachable
     from jmle_eval.predict.replies import Fatal
 
     todo = job.todo or []
     log.info(
-        "%s: asking %d of %d selected questions (%d already answered) at %s, up to %d in flight",
-        job.run_name, len(todo), job.selected, job.selected - len(todo), client.url, job.settings.max_concurrency,
+        "%s: asking %d of %d selected %ss (%d already %s) at %s, up to %d in flight",
+        job.run_name, len(todo), job.selected, job.what[0], job.selected - len(todo), job.what[1], client.url,
+        job.settings.max_concurrency,
     )  # fmt: skip
     writer = PredictionWriter(job.run_dir, durable=job.settings.durable)
     progress = Progress(job.run_name, len(todo), mode=job.settings.progress, every_s=job.settings.log_every_s)
@@ -190,7 +191,7 @@ async def _ask_todo(job: Plan, client: ChatClient, out: Outcome) -> None:
         raise failure
 
 
-async def session(job: Plan, base_url: str, server_died: Callable[[], str | None] | None = None) -> Outcome:
+async def session(job: Job, base_url: str, server_died: Callable[[], str | None] | None = None) -> Outcome:
     """Ask the plan's questions at ``base_url``; return what this call did. A refused start leaves no run behind."""
     out = Outcome()
     client = _client(job, base_url, server_died)

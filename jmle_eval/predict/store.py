@@ -18,7 +18,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -168,40 +168,60 @@ def _prediction_files(run_dir: Path) -> Iterable[os.DirEntry[str]]:
     return [e for e in entries if e.name.endswith(".json") and e.name != RUN_FILE and not e.name.startswith(".")]
 
 
-def read_predictions(run_dir: Path) -> dict[str, dict[str, Any]]:
-    """Return every valid prediction record of a run, by question id.
+def read_predictions(
+    run_dir: Path,
+    *,
+    check: Callable[[object, str], str | None] = prediction_problem,
+    digests: dict[str, str] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Return every valid record of a run folder, by question id.
 
-    Valid means what score accepts (:func:`schema.prediction_problem`), in a
-    regular file named for its question: a torn, foreign or invalid file is
-    skipped with a warning, so its question is asked again and the new answer
-    replaces it.
+    Valid means what score accepts (``check``: :func:`schema.prediction_problem`
+    for predictions, :func:`schema.judgment_problem` for judgments), in a regular
+    file named for its question: a torn, foreign or invalid file is skipped with
+    a warning, so its question is asked again and the new file replaces it.
+    ``digests``, when given, receives the sha256 of each valid file's bytes (a
+    judgment names the exact prediction file it judged).
     """
     records: dict[str, dict[str, Any]] = {}
     for entry in _prediction_files(Path(run_dir)):
         try:
-            record = json.loads(read_regular(Path(entry.path)))  # a FIFO or a dangling link: ValueError, no hang
+            data = read_regular(Path(entry.path))  # a FIFO or a dangling link: ValueError, no hang
+            record = json.loads(data)
         except ValueError as exc:
-            log.warning(
-                "ignoring unreadable prediction file %s (%s); its question will be asked again", entry.path, exc
-            )
+            log.warning("ignoring unreadable file %s (%s); its question will be asked again", entry.path, exc)
             continue
-        problem = prediction_problem(record, entry.name[: -len(".json")])
+        problem = check(record, entry.name[: -len(".json")])
         if problem is not None:
-            log.warning(
-                "ignoring invalid prediction file %s (%s); its question will be asked again", entry.path, problem
-            )
+            log.warning("ignoring invalid file %s (%s); its question will be asked again", entry.path, problem)
             continue
         records[record["question_id"]] = record
+        if digests is not None:
+            digests[record["question_id"]] = hashlib.sha256(data).hexdigest()
     return records
 
 
-def finished_ids(run_dir: Path, *, retry_errors: bool = True) -> set[str]:
-    """Return the ids not to ask again: status ok, plus status error when ``retry_errors`` is false."""
+def finished_ids(
+    run_dir: Path,
+    *,
+    retry_errors: bool = True,
+    check: Callable[[object, str], str | None] = prediction_problem,
+    current: Callable[[str, dict[str, Any]], bool] | None = None,
+) -> set[str]:
+    """Return the ids not to ask again: status ok, plus status error when ``retry_errors`` is false.
+
+    ``current`` (a judgment: does it judge the prediction file as it is now?) can
+    send a finished file back to be asked again.
+    """
     keep = {"ok"} if retry_errors else {"ok", "error"}
-    return {qid for qid, r in read_predictions(run_dir).items() if r.get("status") in keep}
+    return {
+        qid
+        for qid, r in read_predictions(run_dir, check=check).items()
+        if r.get("status") in keep and (current is None or current(qid, r))
+    }
 
 
-def totals(run_dir: Path) -> dict[str, Any]:
+def totals(run_dir: Path, *, check: Callable[[object, str], str | None] = prediction_problem) -> dict[str, Any]:
     """Return the run's totals summed over its prediction files (right after any number of resumes).
 
     Keys: questions, answered (status ok), errors, prompt_tokens, completion_tokens,
@@ -221,7 +241,7 @@ def totals(run_dir: Path) -> dict[str, Any]:
         "last_at": None,
     }
     stamps = []
-    for record in read_predictions(run_dir).values():
+    for record in read_predictions(run_dir, check=check).values():
         out["questions"] += 1
         out["answered" if record.get("status") == "ok" else "errors"] += 1
         usage = record.get("usage") or {}

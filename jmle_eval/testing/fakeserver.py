@@ -38,7 +38,7 @@ from jmle_eval.testing.faults import FAULTS
 
 __all__ = ["DEFAULTS", "FAULTS", "FakeServer", "main", "serve"]
 
-_QID = re.compile(r"【問題 ([0-9]{3}[A-I]-[0-9]+)】")
+_QID = re.compile(r"(?:【問題 |Question |Case )([0-9]{3}[A-I]-[0-9]+)")  # predict's header, a judge rubric's
 
 DEFAULTS: dict[str, Any] = {
     "latency": 0.0,  # seconds before every answer
@@ -46,6 +46,8 @@ DEFAULTS: dict[str, Any] = {
     "answer": "a",  # letters after the answer marker; "gold" answers from answers map if given
     "answers": {},  # question id → answer text (e.g. the key, to get a perfect score)
     "marker": ANSWER_MARKER,
+    "content": {},  # question id → the whole reply text (e.g. a judge's JSON), instead of marker + answer
+    "default_content": None,  # the whole reply text for every other question (None: marker + answer)
     "reasoning_field": "reasoning_content",  # or "reasoning", or "" for none
     "reasoning_text": "考え中…",
     "fault": None,  # one of FAULTS (or a list of them: a mix), applied to the chosen (question, attempt)s
