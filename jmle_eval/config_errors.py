@@ -21,7 +21,7 @@ from jmle_eval import config_schema
 from jmle_eval.errors import UserError
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
-_FILES = {"config": "conf/config.yaml", "score": "conf/score.yaml"}
+_FILES = {"config": "conf/config.yaml", "score": "conf/score.yaml", "judge": "conf/judge.yaml"}
 
 
 def _fields(cls: type) -> dict[str, Any]:

@@ -117,6 +117,7 @@ class Provider:
     backoff_s: float = 1.0  # first retry waits ~this long, doubling each time (with jitter)
     backoff_max_s: float = 30.0  # longest wait between attempts; also caps a server's Retry-After
     reasoning_effort_path: str = "reasoning_effort"  # where model.reasoning_effort goes in the request body
+    structured_output: str = "json_schema"  # judge replies: json_schema | json_object (llama-cpp-python) | none
     request_extra: dict[str, Any] = field(default_factory=dict)  # merged into every request body
 
 
@@ -127,6 +128,7 @@ class Dataset:
     name: str = MISSING
     loader: str = MISSING
     grader: str = "exam"  # exam (JMLE points, sections, pass/fail) | choice (letter-set match) | judge (LLM rubric)
+    rubric: str | None = None  # grader judge: the rubric whose judgments are the grade of record (conf/rubric/)
     language: str | None = None  # the questions' language, which picks the prompt template; null: ja
     title: str | None = None
     license: str | None = None
@@ -152,6 +154,7 @@ class Prompt:
 class Paths:
     data: str = "data"
     predictions: str = "predictions"
+    judgments: str = "judgments"
     scored: str = "scored"
     leaderboard: str = "leaderboard"
 
@@ -231,8 +234,43 @@ class ScoreConfig:
     report: bool = False
 
 
-ROOTS: dict[str, type] = {"config": PredictConfig, "score": ScoreConfig}
-SCHEMA_NAMES = {"config": "predict_schema", "score": "score_schema"}
+@dataclass
+class Rubric:
+    """A judge rubric: ``conf/rubric/<name>.yaml`` (the prompt text is data, its hash part of the fingerprint)."""
+
+    name: str = MISSING
+    version: str = MISSING
+    kind: str = MISSING  # choice (option letters) | verdict (correct/incorrect) | score (0-10)
+    description: str | None = None
+    applies_to: str = "any"  # choice: only multiple-choice questions | any
+    max_response_chars: int = 8000  # longer replies are cut to their last this many characters
+    system: str = MISSING
+    user: str = MISSING  # $question_id $question $choices $select $reference $response
+
+
+@dataclass
+class JudgeSettings:
+    reread_attempts: int = 3  # replies an item may get before an unreadable one is recorded as an error
+    structured_output: str = "auto"  # auto: provider.structured_output | json_schema | json_object | none
+
+
+@dataclass
+class JudgeConfig:
+    """conf/judge.yaml: what judge.py composes (the judge is a model card + a provider card + a rubric)."""
+
+    dataset: Dataset = field(default_factory=Dataset)
+    model: Model = field(default_factory=Model)
+    provider: Provider = field(default_factory=Provider)
+    rubric: Rubric = field(default_factory=Rubric)
+    runs: Any = None  # prediction runs to judge; null: every run of the data set
+    judge: JudgeSettings = field(default_factory=JudgeSettings)
+    paths: Paths = field(default_factory=Paths)
+    run: Run = field(default_factory=Run)
+    server: Server = field(default_factory=Server)
+
+
+ROOTS: dict[str, type] = {"config": PredictConfig, "score": ScoreConfig, "judge": JudgeConfig}
+SCHEMA_NAMES = {"config": "predict_schema", "score": "score_schema", "judge": "judge_schema"}
 
 
 def _key(name: str) -> str:
@@ -256,7 +294,7 @@ def register(config_name: str | None = None) -> None:
     for name in [config_name] if config_name else list(ROOTS):
         schema = SCHEMA_NAMES[name]
         if f"{schema}.yaml" not in store.repo:
-            store.store(name=schema, node=_score_node() if name == "score" else PredictConfig)
+            store.store(name=schema, node=_score_node() if name == "score" else ROOTS[name])
 
 
 def check_values(cfg: Any) -> None:

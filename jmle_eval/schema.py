@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 Section = Literal["required", "general"]
 """必修 (required) or 一般・臨床 (general and clinical), as the exam defines them."""
@@ -124,10 +124,78 @@ class Prediction(BaseModel):
 
 def prediction_problem(record: object, question_id: str | None = None) -> str | None:
     """Return why ``record`` is not a valid prediction file (of ``question_id``, if given), or None when it is."""
+    return _problem(Prediction, record, question_id)
+
+
+RubricKind = Literal["choice", "verdict", "score"]
+"""What a judge rubric asks for: the option letter(s) a reply commits to, correct/incorrect, or a 0–10 score."""
+
+
+class _JudgeReply(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    rationale: str = Field(description="one or two sentences: why this grade")
+
+
+class ChoiceJudgment(_JudgeReply):
+    """``extract_choice``: the option letter(s) the reply finally commits to, e.g. "C" or "A, D"; "none" if none."""
+
+    answer: str
+
+
+class VerdictJudgment(_JudgeReply):
+    """``match_answer``: is the reply's final answer equivalent to the reference answer."""
+
+    extracted_answer: str = Field(description="the reply's final answer, as stated")
+    verdict: Literal["correct", "incorrect"]
+    confidence: int = Field(ge=0, le=100, description="the judge's confidence in its verdict, in %")
+
+
+class ScoreJudgment(_JudgeReply):
+    """``diagnosis_0_10``: how close the reply's diagnosis is to the reference diagnosis, 0 (wrong) to 10 (exact)."""
+
+    extracted_diagnosis: str
+    score: int = Field(ge=0, le=10)
+
+
+JUDGE_REPLIES: dict[str, type[_JudgeReply]] = {
+    "choice": ChoiceJudgment,
+    "verdict": VerdictJudgment,
+    "score": ScoreJudgment,
+}
+"""The reply model of each rubric kind; its JSON schema is what the judge is asked to follow."""
+
+
+class Judgment(Prediction):
+    """One judgment file (``judgments/<dataset>/<prediction run>/<judge run>/<question_id>.json``).
+
+    A prediction file of the judge model (the same store, the same checks), plus
+    the rubric, the sha256 of the prediction file it judged (a re-predicted
+    question is judged again), and the judge's reply as validated data — present
+    exactly when the status is ok: an unreadable reply is an error, never a grade.
+    """
+
+    rubric: str = Field(min_length=1)
+    kind: RubricKind
+    prediction_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    judgment: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _judgment_matches_status(self) -> Judgment:
+        if self.status == "ok":
+            if self.judgment is None:
+                raise ValueError("a judgment with status ok has no 'judgment'")
+            JUDGE_REPLIES[self.kind].model_validate(self.judgment)
+        elif self.judgment is not None:
+            raise ValueError("a judgment with status error has a 'judgment'")
+        return self
+
+
+def _problem(model: type[BaseModel], record: object, question_id: str | None) -> str | None:
     if not isinstance(record, dict):
         return "not a JSON object"
     try:
-        Prediction.model_validate(record)
+        model.model_validate(record)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(part) for part in first["loc"]) or "record"
@@ -135,6 +203,11 @@ def prediction_problem(record: object, question_id: str | None = None) -> str | 
     if question_id is not None and record["question_id"] != question_id:
         return f"question_id {record['question_id']!r} does not match the file name"
     return None
+
+
+def judgment_problem(record: object, question_id: str | None = None) -> str | None:
+    """Return why ``record`` is not a valid judgment file (of ``question_id``, if given), or None when it is."""
+    return _problem(Judgment, record, question_id)
 
 
 class ScoredItem(BaseModel):
@@ -162,3 +235,9 @@ class ScoredItem(BaseModel):
     completion_tokens: int = 0
     reasoning_tokens: int = 0
     error: str | None = Field(default=None, description="the prediction's error message (status error)")
+    judges: dict[str, dict[str, Any]] | None = Field(
+        default=None,
+        description="by judge run: its judgment of this question (rubric, kind, status ok|error|stale, grade, "
+        "correct, score, confidence, extracted, rationale, agrees: with the parser, None when not both decided, "
+        "error); left out of the line where the question has no judgment",
+    )

@@ -75,13 +75,19 @@ def _composed(overrides: list[str], config_name: str = "config") -> dict[str, An
 
 
 def _now(name: str) -> str:
-    """Return the digest of group option ``name`` (e.g. ``model=qwen3_32b``) composed now, as BEFORE made it."""
+    """Return the digest of group option ``name`` (e.g. ``model=qwen3_32b``) composed now, as BEFORE made it.
+
+    Keys added since BEFORE was taken (for the judge stage) are left out: the values that existed must not change.
+    """
     if name in ("config", "score"):
         cfg = _composed([], name)
+        cfg["paths"].pop("judgments")
         return _digest({k: v for k, v in cfg.items() if k not in ("model", "provider", "dataset")})
     group = name.split("=")[0]
     if group == "provider":
-        return _digest(_composed([name])["provider"])
+        provider = _composed([name])["provider"]
+        provider.pop("structured_output")
+        return _digest(provider)
     if group == "dataset":
         card = _composed([name])["dataset"]
         assert card.pop("grader") == "exam"
