@@ -407,9 +407,9 @@ def test_choice_grader_gives_accuracy_without_points_sections_or_pass_fail(tmp_p
     assert (tmp_path / "leaderboard" / f"{DS}.png").stat().st_size > 0
 
 
-def test_judge_grader_is_refused_until_it_exists(tmp_path):
+def test_judge_grader_without_a_rubric_is_refused_before_any_run_is_read(tmp_path):
     write_run(tmp_path / "predictions", DS, "a")
-    with pytest.raises(UserError, match="grader 'judge' .* not available yet"):
+    with pytest.raises(UserError, match="grader 'judge' needs the rubric .* dataset.rubric=match_answer"):
         scoring.run(settings(tmp_path, dataset=_card(grader="judge")))
     with pytest.raises(UserError, match="grader 'exams' is not one of exam, choice, judge"):
         scoring.run(settings(tmp_path, dataset=_card(grader="exams")))

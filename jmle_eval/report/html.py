@@ -63,6 +63,39 @@ def _mark(item: dict[str, Any]) -> str:
     return "W" if item.get("predicted") else "P"
 
 
+def _judge_mark(item: dict[str, Any] | None) -> str:
+    """Return one letter for a run's judgments of a question: D a judge decided differently from the parser,
+    A judged (agreeing, or nothing to compare), S only stale or errored judgments, - none."""
+    entries = [e for e in ((item or {}).get("judges") or {}).values() if isinstance(e, dict)]
+    if any(e.get("agrees") is False for e in entries):
+        return "D"
+    if any(e.get("status") == "ok" for e in entries):
+        return "A"
+    return "S" if entries else "-"
+
+
+def _record_grade(item: dict[str, Any] | None, rubric: str | None) -> str:
+    """Return the grade-of-record judges' grades of a run's answer ("8", "✓", "7 9"), or "" when none."""
+    grades = []
+    for entry in ((item or {}).get("judges") or {}).values():
+        if isinstance(entry, dict) and entry.get("rubric") == rubric and entry.get("status") == "ok":
+            grades.append(str(entry["score"]) if entry.get("kind") == "score" else "✓" if entry.get("correct") else "✗")
+    return " ".join(grades)
+
+
+def _judge_data(lines: list[list[dict[str, Any] | None]], leaderboard: dict[str, Any]) -> dict[str, Any]:
+    """Return the report data of the judgments (none when no run has any): marks, grades of record, rubric."""
+    if not any(i and i.get("judges") for row in lines for i in row):
+        return {}
+    rows = [r for r in leaderboard.get("all") or [] if isinstance(r, dict)]
+    rubric = next((str(r["judge_rubric"]) for r in rows if r.get("judge_rubric")), None)
+    return {
+        "judge_marks": ["".join(_judge_mark(i) for i in row) for row in lines],
+        "judge_grades": [[_record_grade(i, rubric) for i in row] for row in lines] if rubric else None,
+        "grade_of_record": rubric,
+    }
+
+
 def _answer(item: dict[str, Any]) -> str:
     predicted = item.get("predicted")
     return ",".join(predicted) if predicted else ""
@@ -98,6 +131,7 @@ def _details(item: dict[str, Any], prediction: dict[str, Any] | None, where: str
         "parse_rule": item.get("parse_rule"),
         "strict": bool(item.get("strict")),
         "kinki_hits": item.get("kinki_hits") or [],
+        **({"judges": item["judges"]} if isinstance(item.get("judges"), dict) else {}),
     }
 
 
@@ -220,7 +254,7 @@ def build(
         "marks": ["".join(_mark(i) if i else "-" for i in row) for row in lines],
         "answers": [[_answer(i) if i else "" for i in row] for row in lines],
         "images": images, "chunk_size": CHUNK_QUESTIONS, "text_cap": TEXT_CAP,
-        "multi_exam": len({q.exam for q in questions}) > 1,
+        "multi_exam": len({q.exam for q in questions}) > 1, **_judge_data(lines, leaderboard),
     }  # fmt: skip
     title = title or f"jmle-eval report: {dataset}"
     subtitle = (

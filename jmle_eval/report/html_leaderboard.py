@@ -1,7 +1,8 @@
 """Leaderboard tables of the HTML report: ``leaderboard/<dataset>.json`` as sortable HTML tables.
 
 Known columns of the score stage (points, accuracy with CI, per-exam sections and
-verdicts, parse failures, tokens, cost) are combined into readable cells; a column
+verdicts, parse failures, tokens, cost, the judge's score and the per-rubric judge
+columns) are combined into readable cells; a column
 this module does not know is still shown, as is, so a new leaderboard field never
 disappears from the report. Every value is HTML-escaped.
 """
@@ -149,6 +150,7 @@ def _columns(rows: Sequence[Row], criteria: Mapping[str, Any], sections: Mapping
     cols = [
         Column("", "Model", ["model", "settings"], model, "display name; settings below"),
         Column("", "Run", ["run"], lambda r: _td(str(r.get("run")), r.get("run"), cls="muted")),
+        *_record_columns(),
         Column("", "Score", ["points", "points_max", "score_pct", "score_ci_low", "score_ci_high"],
                fraction("points", "points_max", "score_pct", "score_ci_low", "score_ci_high", 1.0),
                "exam points / maximum (%), [95 % bootstrap CI]"),
@@ -169,12 +171,86 @@ def _columns(rows: Sequence[Row], criteria: Mapping[str, Any], sections: Mapping
         _plain("", "Completion tokens", "completion_tokens", _tokens, "includes reasoning tokens"),
         _plain("", "Reasoning tokens", "reasoning_tokens", _tokens),
         _plain("", "Cost", "cost_usd", _cost, "USD; – = unknown"),
+        _plain("", "Judge cost", "judge_cost_usd", _cost, "USD, every judge of the run; apart from the model's cost"),
+        *_rubric_columns(keys),
     ]  # fmt: skip
     cols = [c for c in cols if any(k in keys for k in c.keys)]
     used = {k for c in cols for k in c.keys}
     for key in keys:  # columns this module does not know: shown as they are
         if key not in used:
             cols.append(Column("", key, [key], _generic_cell(key)))
+    return cols
+
+
+def _kappa(value: Any) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def _percent(value: Any) -> str:
+    """Return a value that already is a percentage: ``93.0 %``."""
+    return "–" if value is None else f"{value:.1f} %"
+
+
+def _text(value: Any) -> str:
+    return "–" if value is None else str(value)
+
+
+def _record_columns() -> list[Column]:
+    """Return the columns of a data set graded by a judge: its score (ranked), the judges, the 0–10 shares."""
+
+    def score(row: Row) -> str:
+        value, judged, n = row.get("judge_score_pct"), row.get("judge_judged"), row.get("judge_n")
+        shown = "–" if not isinstance(value, (int, float)) else f"{value:.1f} %"
+        shown = _esc(shown) + " " + _ci(row.get("judge_score_ci_low"), row.get("judge_score_ci_high"), 1.0)
+        if isinstance(judged, int) and isinstance(n, int) and judged < n:
+            shown += f'<br><span class="muted">judged {judged:,}/{n:,}</span>'
+        return _td(shown, value, raw=True)
+
+    def judges(row: Row) -> str:
+        rubric = f'<br><span class="muted">{_esc(row["judge_rubric"])}</span>' if row.get("judge_rubric") else ""
+        return _td(f"{_esc(row.get('judge_model') or 'not judged yet')}{rubric}", row.get("judge_model"), "", True)
+
+    return [
+        Column("Judge", "Judge score", ["judge_score_pct", "judge_score_ci_low", "judge_score_ci_high", "judge_judged",
+               "judge_n"], score, "mean grade per counted question (unjudged count 0), [95 % bootstrap CI]; ranked"),
+        Column("Judge", "Judges", ["judge_model", "judge_rubric"], judges, "judge model(s); rubric below"),
+        _plain("Judge", "10/10", "judge_exact_rate", _pct, "0–10 rubric: share of questions scored 10"),
+        _plain("Judge", "≥ 7", "judge_at_least_7_rate", _pct, "0–10 rubric: share of questions scored 7 or more"),
+    ]  # fmt: skip
+
+
+RUBRIC_KEYS: dict[str, tuple[str, Callable[[Any], str], str]] = {
+    "judge": ("Judges", _text, "the judge model(s) of this rubric"),
+    "score_pct": ("Judge grade", _percent, "mean grade per counted question, unjudged count 0"),
+    "rescued": ("Rescued", _int, "parse failures the judge read an answer from"),
+    "agreement": ("Agreement", _pct, "parser and judge agree, of the answered questions both decided"),
+    "kappa": ("κ", _kappa, "Cohen's κ, parser vs judge"),
+    "disagreements": ("Disagreements", _int, "questions where parser and judge decided differently"),
+    "inter_judge_kappa": ("Inter-judge κ", _kappa, "mean pairwise κ of the judges (quadratic-weighted for scores)"),
+    "stale": ("Stale", _int, "judgments of an answer predicted again since: not used"),
+}
+
+
+def _assisted(p: str) -> Callable[[Row], str]:
+    def cell(row: Row) -> str:
+        value = row.get(f"{p}assisted_accuracy")
+        ci = _ci(row.get(f"{p}assisted_ci_low"), row.get(f"{p}assisted_ci_high"), 100.0)
+        return _td(f"{_esc(_pct(value))} {ci}", value, raw=True)
+
+    return cell
+
+
+def _rubric_columns(keys: Sequence[str]) -> list[Column]:
+    """Return the per-rubric judge columns (``<rubric>_…``), one group per rubric."""
+    cols = []
+    for rubric in [k.removesuffix("_stale") for k in keys if k.endswith("_stale")]:
+        p = f"{rubric}_"
+        plain = [_plain(rubric, head, p + key, fmt, help) for key, (head, fmt, help) in RUBRIC_KEYS.items()]
+        assisted = Column(
+            rubric, "Assisted", [f"{p}assisted_accuracy", f"{p}assisted_ci_low", f"{p}assisted_ci_high"],
+            _assisted(p), "accuracy with the judge's letters where the parser read none, [95 % bootstrap CI]",
+        )  # fmt: skip
+        cols += [*plain[:2], assisted, *plain[2:]]
     return cols
 
 

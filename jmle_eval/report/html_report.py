@@ -3,8 +3,10 @@
 The file needs no server and no network: leaderboard tables, the score stage's plots,
 a filterable per-question table (every run's answer, ✓/✗) and a question view (stem,
 choices, clinical images, gold answer, and per run the parsed answer, the raw answer
-text and the reasoning). It reads what score.py wrote (scored/, leaderboard/) and the
-prediction files for the texts, so run the score stage first.
+text, the reasoning and each judge's grade with its short rationale). With judgments,
+the table marks where a judge decided differently from the parser and can be filtered
+on it. It reads what score.py wrote (scored/, leaderboard/; the judgments are in the
+scored lines) and the prediction files for the texts, so run the score stage first.
 
 python -m jmle_eval.report                                   # every scored data set
 python -m jmle_eval.report dataset=jmle2026 runs='[a,b]'     # the same keys as score.py
@@ -49,7 +51,8 @@ def load_run(dataset: str, run: str, scored_dir: Path, predictions_dir: Path) ->
     """Return one run's label and settings (from run.json) and its scored lines keyed by question id."""
     items: dict[str, dict[str, Any]] = {}
     path = scored_dir / dataset / f"{run}.jsonl"
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    # split on "\n" only: a judge's rationale may hold U+2028 or other characters splitlines() breaks on
+    for number, line in enumerate(path.read_text(encoding="utf-8").split("\n"), 1):
         if not line.strip():
             continue
         try:
@@ -62,7 +65,22 @@ def load_run(dataset: str, run: str, scored_dir: Path, predictions_dir: Path) ->
     model: dict[str, Any] = meta["model"] if isinstance(meta.get("model"), dict) else {}
     info = {"name": run, "label": str(model.get("display_name") or model.get("name") or run), "model": model.get("id")}
     info.update({key: meta.get(key) for key in _RUN_META})  # only these: run.json's config stays out of the report
+    if judges := _judge_names(scored_dir / dataset / f"{run}.summary.json"):
+        info["judges"] = judges
     return {"info": info, "items": items}
+
+
+def _judge_names(summary_path: Path) -> dict[str, str]:
+    """Return the display name of each judge run of a scored run (from its summary), by judge run name."""
+    summary = _read_json(summary_path)
+    judges = summary.get("judges") if isinstance(summary, dict) else None
+    found = judges.get("judges") if isinstance(judges, dict) else None
+    names = {}
+    for judge in found if isinstance(found, list) else []:
+        model = judge.get("model") if isinstance(judge, dict) else None
+        if isinstance(model, dict) and isinstance(judge.get("run"), str):
+            names[judge["run"]] = str(model.get("display_name") or model.get("name") or judge["run"])
+    return names
 
 
 def leaderboard_runs(doc: Any) -> list[str]:

@@ -3,7 +3,10 @@
 Two tables like JMLE2026-Bench's README (all questions, text-only questions),
 plus a long per-exam table. Runs graded as an exam are ranked by points, then
 accuracy, then name, and show points and each exam's sections and verdict; runs
-graded by ``choice`` have no points and are ranked by accuracy, then name.
+graded by ``choice`` have no points and are ranked by accuracy, then name; runs
+graded by ``judge`` are ranked by the judge's grade (``judge_*`` columns, after the
+settings), then accuracy, then name. Runs with judgments gain the judge columns of
+``judge_columns`` (a run without has none, so its rows are what they were).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from jmle_eval.report.judge_columns import grade_of_record, judge_columns, record_columns
 from jmle_eval.score.records import Accuracy, ExamResult, Points, RunSummary, Score
 
 
@@ -42,9 +46,10 @@ def _exam_columns(exam: ExamResult, prefix: str) -> dict[str, Any]:
     return row
 
 
-def _base_row(summary: RunSummary, acc: Accuracy, score: Points | None) -> dict[str, Any]:
+def _base_row(summary: RunSummary, acc: Accuracy, score: Points | None, text_only: bool = False) -> dict[str, Any]:
     """Return the columns both leaderboards share: who, points and score (exam grader), accuracy + CI."""
     row: dict[str, Any] = {"run": summary.run, "model": summary.label, "settings": settings_label(summary)}
+    row.update(record_columns(summary, text_only))
     if score is not None:
         row.update(points=score.points, points_max=score.max, score_pct=score.pct)
         if isinstance(score, Score):  # the text-only score has no CI
@@ -70,12 +75,13 @@ def row_all(summary: RunSummary) -> dict[str, Any]:
         reasoning_tokens=tokens.reasoning if tokens else None,
         cost_usd=summary.cost_usd,
     )
+    row.update(judge_columns(summary))
     return row
 
 
 def row_text_only(summary: RunSummary) -> dict[str, Any]:
     """Return the summary's row of the text-only leaderboard."""
-    row = _base_row(summary, summary.accuracy.text_only, summary.score_text_only)
+    row = _base_row(summary, summary.accuracy.text_only, summary.score_text_only, text_only=True)
     row.update(parse_failures=summary.parse.failures, errors=summary.errors)
     return row
 
@@ -111,12 +117,15 @@ def exam_rows(summary: RunSummary) -> list[dict[str, Any]]:
 
 
 def rank(summaries: Sequence[RunSummary], text_only: bool = False) -> list[RunSummary]:
-    """Return the summaries sorted by score (points; none for ``choice``), then accuracy, then run name."""
+    """Return the summaries sorted by score (points; none for ``choice``), the judge's grade (grader judge;
+    a run without one last), then accuracy, then run name."""
 
-    def key(s: RunSummary) -> tuple[float, float, str]:
+    def key(s: RunSummary) -> tuple[float, float, float, str]:
         score = s.score_text_only if text_only else s.score
         acc = s.accuracy.text_only if text_only else s.accuracy.all
-        return (-(score.points if score else 0), -(acc.accuracy or 0.0), s.run)
+        grade = grade_of_record(s, text_only)
+        judged = grade.pct if grade and grade.pct is not None else -1.0
+        return (-(score.points if score else 0), -judged, -(acc.accuracy or 0.0), s.run)
 
     return sorted(summaries, key=key)
 

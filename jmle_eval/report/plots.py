@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from jmle_eval.report.judge_columns import grade_of_record
 from jmle_eval.score.records import RunSummary
 
 DPI = 110
@@ -60,7 +61,11 @@ def _colour(summary: RunSummary) -> str:
 
 
 def _bar(summary: RunSummary) -> tuple[float, tuple[float, float] | None]:
-    """Return the bar of a run in percent with its CI: the score (exam grader), else the accuracy."""
+    """Return the bar of a run in percent with its CI: the score (exam grader), the judge's grade (judge
+    grader; 0 for a run not judged yet), else the accuracy."""
+    if summary.judges is not None and summary.judges.grade_of_record is not None:
+        grade = grade_of_record(summary)
+        return (grade.pct or 0.0, grade.pct_ci95) if grade else (0.0, None)
     if summary.score is not None:
         return summary.score.pct or 0.0, summary.score.pct_ci95
     acc = summary.accuracy.all
@@ -112,6 +117,9 @@ def score_bars(dataset: str, card: Mapping[str, Any], ranked: Sequence[RunSummar
         ax.set_title(f"{dataset}: score ({verdicts})", fontsize=10)
         if ax.get_legend_handles_labels()[0]:  # a card without criteria has no pass line to explain
             fig.legend(loc="outside lower center", ncol=2, fontsize=8, frameon=False)
+    elif record := next((s.judges.grade_of_record for s in ranked if s.judges and s.judges.grade_of_record), None):
+        ax.set_xlabel(f"judge score (%, rubric {record}; unjudged questions count 0), 95% bootstrap CI")
+        ax.set_title(f"{dataset}: judge score", fontsize=10)
     else:
         ax.set_xlabel("accuracy (% of answered questions), 95% bootstrap CI")
         ax.set_title(f"{dataset}: accuracy", fontsize=10)

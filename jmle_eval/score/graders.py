@@ -10,7 +10,11 @@ run's result is:
   ``score_text_only`` and ``exams``, and the leaderboard ranks by points.
 * ``choice`` (benchmarks without exam rules): accuracy with its bootstrap CI and the
   breakdowns only; the exam parts are None and the leaderboard ranks by accuracy.
-* ``judge`` (LLM-graded free text) is named for the next step and not available yet.
+* ``judge`` (LLM-graded free text): the judgments of the card's ``rubric`` (``judge.py``'s
+  output) are the grade (``judged``: a 0–10 score, a verdict or the letters a judge read);
+  no exam parts, and the leaderboard ranks by the judge's grade. A run without judgments of
+  that rubric is still scored and listed, with a note and no judge grade: its predictions
+  are valid, it is the judging that is not done yet (run judge.py, then score again).
 """
 
 from __future__ import annotations
@@ -25,21 +29,26 @@ from jmle_eval.score.exams import exam_results
 from jmle_eval.score.grade import Key
 from jmle_eval.score.records import ExamResult, Points, Score
 
-Grader = Literal["exam", "choice"]
+Grader = Literal["exam", "choice", "judge"]
 GRADERS = ("exam", "choice", "judge")
 """What a card's ``grader`` may name."""
 DEFAULT = "exam"
 
 
 def grader_of(card: Mapping[str, Any]) -> Grader:
-    """Return the grader the data set card names (``exam`` when it names none); raise UserError for any other."""
+    """Return the grader the data set card names (``exam`` when it names none); raise UserError for any other.
+
+    ``judge`` needs the card's ``rubric``: without it there is no grade of record to read.
+    """
     name = card.get("grader", DEFAULT)
     where = f"conf/dataset/{card.get('name')}.yaml"
     if name == "judge":
-        raise UserError(
-            f"{where}: grader 'judge' (an LLM grading free-text answers) is not available yet; "
-            "score this data set with grader: choice or grader: exam for now."
-        )
+        if not isinstance(card.get("rubric"), str) or not card["rubric"]:
+            raise UserError(
+                f"{where}: grader 'judge' needs the rubric whose judgments are the grade, e.g. rubric: match_answer "
+                "in the card or dataset.rubric=match_answer on the command line (the rubrics: conf/rubric/)."
+            )
+        return "judge"
     if name == "choice":
         return "choice"
     if name != "exam":

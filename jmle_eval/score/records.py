@@ -5,40 +5,24 @@ The score stage builds a :class:`RunSummary` per run (``summary.py``) and writes
 report read runs only through it (an old summary file is read back with
 ``RunSummary.model_validate_json``). Field names and types are the file format: an
 int stays an int, None stays null, and a key the file leaves out stays out.
-(``schema.py`` holds the records every stage shares; these belong to score and report.)
+(``schema.py`` holds the records every stage shares; these belong to score and report; the
+shared leaves are in ``parts``, the judges section in ``judge_records``.)
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
+
+from jmle_eval.score.judge_records import JudgeSection
+from jmle_eval.score.parts import Accuracy, SummaryPart, Tally, Tokens
 
 RunValue = str | int | float | bool | None
 """A setting copied from run.json as it was written (a version or an effort may be a number)."""
 
 Verdict = Literal["pass", "fail", "unknown", "incomplete"]
 """An exam verdict: ``unknown`` where a criterion is not published, ``incomplete`` where questions are unanswered."""
-
-
-class SummaryPart(BaseModel):
-    """A part of a run summary: every field is known (a misspelt one is an error, never a silent extra)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-class Tally(SummaryPart):
-    """Questions right of those graded, in one group (a block, a section, a question type…)."""
-
-    correct: int
-    n: int
-    accuracy: float | None = Field(description="correct / n, 4 digits; None when n is 0")
-
-
-class Accuracy(Tally):
-    """Accuracy over the graded questions with its 95 % bootstrap CI (None when n is 0)."""
-
-    ci95: tuple[float, float] | None
 
 
 class AccuracySplit(SummaryPart):
@@ -157,16 +141,6 @@ class ParseStats(SummaryPart):
     rules: dict[str, int]
 
 
-class Tokens(SummaryPart):
-    """Token usage of the answered questions (the summary has None where no usage was recorded)."""
-
-    prompt: int
-    completion: int
-    reasoning: int
-    total: int
-    completion_per_question: float | None
-
-
 class RunModel(SummaryPart):
     """Who answered: the model as run.json records it."""
 
@@ -197,7 +171,8 @@ class RunSummary(SummaryPart):
     """One graded run: everything a reader needs without opening its scored lines.
 
     ``score``, ``score_text_only`` and ``exams`` belong to the ``exam`` grader (points, sections,
-    pass/fail); a run graded by ``choice`` has them None and is ranked by accuracy.
+    pass/fail); a run graded by ``choice`` or ``judge`` has them None and is ranked by accuracy, or
+    by the judge's grade (``judges.record``).
     """
 
     format: int
@@ -229,6 +204,16 @@ class RunSummary(SummaryPart):
     finish_reasons: dict[str, int]
     skipped_files: list[str]
     bootstrap: Bootstrap
+    judges: JudgeSection | None = Field(
+        default=None, description="LLM-judge results (judge_records); absent from the file for a run without"
+    )
+
+    @model_serializer(mode="wrap")
+    def _leave_out_absent_judges(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if self.judges is None:
+            data.pop("judges", None)
+        return data
 
     @property
     def label(self) -> str:

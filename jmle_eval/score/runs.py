@@ -12,6 +12,7 @@ byte-identical and a crash never leaves a torn file.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -37,10 +38,29 @@ class Skipped:
         """Record one skipped path with the reason."""
         self.entries.append((os.fspath(path), reason))
 
+    @staticmethod
+    def names(entries: list[tuple[str, str]], judgments: Path | None = None) -> list[str]:
+        """Return a run's skipped files as ``name: why`` (a summary's ``skipped_files``), sorted.
+
+        A file under the run's judgments folder ``judgments`` is named ``judgment <judge run>/<name>``.
+        """
+        names = []
+        for path, why in entries:
+            found = Path(path)
+            if judgments is not None and found.is_relative_to(judgments):
+                names.append(f"judgment {found.relative_to(judgments).as_posix()}: {why}")
+            else:
+                names.append(f"{found.name}: {why}")
+        return sorted(names)
+
 
 def read_json(path: Path) -> Any:
     """Return the parsed JSON of a regular file; raise ValueError with the reason to skip it."""
-    data = read_regular(path)
+    return loads(read_regular(path))
+
+
+def loads(data: bytes) -> Any:
+    """Return the parsed JSON of a file's bytes; raise ValueError with the reason to skip the file."""
     try:
         return json.loads(data)
     except ValueError as exc:  # JSON and UTF-8 decode errors
@@ -67,7 +87,8 @@ def read_run_info(run_dir: Path, dataset: str) -> dict[str, Any]:
     return info
 
 
-def _ignored(name: str) -> bool:
+def is_ignored(name: str) -> bool:
+    """Return whether a file in a run folder is not a record: hidden, a writer's ``*.tmp``, a log, ``run.json``."""
     return name.startswith(".") or ".tmp" in name or name.endswith(".log") or name == "run.json"
 
 
@@ -79,14 +100,22 @@ def _is_dir(entry: os.DirEntry[str]) -> bool:
 
 
 def read_predictions(
-    run_dir: Path, keys: Mapping[str, Key], fingerprint: str | None, skipped: Skipped
+    run_dir: Path,
+    keys: Mapping[str, Key],
+    fingerprint: str | None,
+    skipped: Skipped,
+    hashes: dict[str, str] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Return the run's prediction records by question id; report and skip bad or foreign files."""
+    """Return the run's prediction records by question id; report and skip bad or foreign files.
+
+    With ``hashes`` (a run that has judgments), the sha256 of each record's file bytes is put there
+    by question id: a judgment names the exact file it judged.
+    """
     predictions: dict[str, dict[str, Any]] = {}
     with os.scandir(run_dir) as entries:
         names = sorted(e.name for e in entries if not _is_dir(e))
     for name in names:
-        if _ignored(name):
+        if is_ignored(name):
             continue
         path = run_dir / name
         qid = name[:-5] if name.endswith(".json") else None
@@ -94,7 +123,8 @@ def read_predictions(
             skipped.add(path, "is not a prediction file of a question in this data set")
             continue
         try:
-            record = read_json(path)
+            data = read_regular(path)
+            record = loads(data)
         except ValueError as exc:
             skipped.add(path, str(exc))
             continue
@@ -108,6 +138,8 @@ def read_predictions(
             skipped.add(path, "has a different fingerprint from run.json (written with other settings)")
             continue
         predictions[qid] = record
+        if hashes is not None:
+            hashes[qid] = hashlib.sha256(data).hexdigest()
     return predictions
 
 
@@ -193,5 +225,5 @@ def select_runs(found: dict[str, list[Path]], runs: list[str] | None) -> dict[st
 
 def read_scored(path: Path) -> list[ScoredItem]:
     """Return the scored lines of ``scored/<dataset>/<run>.jsonl`` (as the score stage wrote them)."""
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = path.read_text(encoding="utf-8").split("\n")  # not splitlines(): text may hold U+2028, U+0085…
     return [ScoredItem.model_validate_json(line) for line in lines if line.strip()]

@@ -26,9 +26,11 @@ from jmle_eval.config import load_card, register_resolvers, to_plain
 from jmle_eval.errors import UserError
 from jmle_eval.io import dump_json
 from jmle_eval.io import write_file as write_atomic
-from jmle_eval.schema import ANSWER_MARKER, ItemStatus, ScoredItem, list_price_cost
+from jmle_eval.schema import ANSWER_MARKER, ItemStatus, ScoredItem
 from jmle_eval.score.grade import Key, compile_keys, grade
 from jmle_eval.score.graders import grader_of
+from jmle_eval.score.judged import judge_section
+from jmle_eval.score.judgments import judgments_folder, read_judge_runs
 from jmle_eval.score.parse import Parsed, parse
 from jmle_eval.score.records import RunSummary
 from jmle_eval.score.runs import (
@@ -39,7 +41,7 @@ from jmle_eval.score.runs import (
     read_run_info,
     select_runs,
 )
-from jmle_eval.score.summary import UsageTally, run_summary
+from jmle_eval.score.summary import UsageTally, record_cost, run_summary
 
 EXIT_SKIPPED = 3
 _LINE = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
@@ -65,12 +67,6 @@ def load_keys(card: Mapping[str, Any], data_dir: str) -> list[Key]:
 
 def _wants(key: Key, image_mode: str) -> bool:
     return not (image_mode == "skip" and key.requires_image)
-
-
-def _cost(record: Mapping[str, Any], usage: Mapping[str, Any], price: Mapping[str, Any]) -> float | None:
-    if record.get("cost_usd") is not None:
-        return float(record["cost_usd"])
-    return list_price_cost(usage, price)
 
 
 def scored_item(
@@ -122,7 +118,7 @@ def score_predictions(
         usage: Mapping[str, Any] = {}
         if record is not None and status != "not_asked":
             usage = record.get("usage") or {}
-            tally.add(record, usage, _cost(record, usage, price))
+            tally.add(record, usage, record_cost(record, usage, price))
             if status == "ok":
                 parsed = parse(record.get("answer_text"), key.type, key.letters, mode=mode, marker=marker)
         items.append(scored_item(key, status, record, usage, parsed))
@@ -137,9 +133,13 @@ def score_run(
     bootstrap: Mapping[str, Any],
     skipped: Skipped,
     version: str | None = None,
+    judgments: Path | None = None,
 ) -> ScoredRun | None:
-    """Return one graded run, or None (reported in ``skipped``) when the folder is not a usable run."""
+    """Return one graded run, or None (reported in ``skipped``) when the folder is not a usable run.
 
+    ``judgments`` is ``paths.judgments``: the run's judge runs are read from ``<judgments>/<dataset>/<run>/``
+    when that folder exists (one stat for a run without).
+    """
     try:
         info = read_run_info(run_dir, dataset)
     except ValueError as exc:
@@ -147,21 +147,34 @@ def score_run(
         return None
     before = len(skipped.entries)
     by_id = {k.question_id: k for k in keys}
+    judged_dir = judgments_folder(judgments, dataset, run_dir.name)
+    hashes: dict[str, str] | None = {} if judged_dir else None  # a judgment names the file it judged
     try:
-        predictions = read_predictions(run_dir, by_id, info.get("fingerprint"), skipped)
+        predictions = read_predictions(run_dir, by_id, info.get("fingerprint"), skipped, hashes)
     except OSError as exc:  # the folder itself cannot be listed (permissions, a network share gone)
         skipped.add(run_dir, f"cannot be listed ({exc.strerror or exc})")
         return None
-    bad_files = sorted(f"{Path(p).name}: {why}" for p, why in skipped.entries[before:])
     items, tally = score_predictions(keys, info, predictions)
-    summary = run_summary(run_dir.name, dataset, info, keys, items, tally, card, bootstrap, bad_files, version)
+    judges = read_judge_runs(judged_dir, dataset, run_dir.name, by_id, hashes or {}, skipped) if judged_dir else []
+    bad_files = skipped.names(skipped.entries[before:], judged_dir)
+    where = f"{Path(judgments or 'judgments').name}/{dataset}/{run_dir.name}/"  # no machine path in a summary
+    section = judge_section(keys, items, judges, card, bootstrap, where)
+    summary = run_summary(run_dir.name, dataset, info, keys, items, tally, card, bootstrap, bad_files, version, section)
     return ScoredRun(run_dir.name, dataset, items, summary)
+
+
+def _line(item: ScoredItem) -> dict[str, Any]:
+    """Return a scored line as written: ``judges`` only where the question has judgments."""
+    line = item.model_dump()
+    if line["judges"] is None:
+        del line["judges"]
+    return line
 
 
 def write_run(run: ScoredRun, scored_dir: Path) -> None:
     """Write ``scored/<dataset>/<run>.jsonl`` and ``<run>.summary.json``."""
     folder = scored_dir / run.dataset
-    lines = "".join(_LINE.encode(i.model_dump()) + "\n" for i in run.items)
+    lines = "".join(_LINE.encode(_line(i)) + "\n" for i in run.items)
     write_atomic(folder / f"{run.name}.jsonl", lines)
     write_atomic(folder / f"{run.name}.summary.json", dump_json(run.summary.model_dump(mode="json")))
 
@@ -203,7 +216,7 @@ def _score_dataset(
     version = dataset_version(card)
     scored = []
     for run_dir in run_dirs:  # one run's scored lines in memory at a time: 2,000 questions × 50 runs fit anywhere
-        if run := score_run(run_dir, name, keys, card, bootstrap, skipped, version):
+        if run := score_run(run_dir, name, keys, card, bootstrap, skipped, version, paths.get("judgments")):
             write_run(run, paths["scored"])
             scored.append(run.summary)
     if scored:
@@ -242,6 +255,9 @@ def run(settings: Mapping[str, Any]) -> int:
     if settings.get("report"):
         _report(list(results), {k: os.fspath(v) for k, v in paths.items()}, runs)
     render.print_results(results)
+    for summary in (s for scored in results.values() for s in scored):
+        if summary.judges and summary.judges.note:
+            print(f"note: {summary.dataset}/{summary.run}: {summary.judges.note}", file=sys.stderr)
     for path, reason in skipped.entries:
         print(f"skipped: {path} {reason}", file=sys.stderr)
     if skipped.entries:

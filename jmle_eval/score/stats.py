@@ -1,4 +1,4 @@
-"""Statistics for the leaderboard: bootstrap CIs, paired comparison, percentiles.
+"""Statistics for the leaderboard: bootstrap CIs, paired comparison, percentiles, Cohen's κ.
 
 All resampling is seeded (``bootstrap.seed``) and vectorised. The bootstraps draw
 from the exact resampling distribution instead of materialising index arrays:
@@ -12,7 +12,8 @@ distribution, O(samples × cells) instead of O(samples × n).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Hashable, Sequence
 
 import numpy as np
 
@@ -44,6 +45,51 @@ def score_ci(points: Sequence[int], correct: Sequence[bool], samples: int, seed:
     earned = draws @ (cells[0] * cells[1])
     possible = draws @ cells[0]
     return _bounds(earned / np.maximum(possible, 1))
+
+
+def mean_ci(values: Sequence[float], samples: int, seed: int) -> tuple[float, float] | None:
+    """Return the 95 % bootstrap CI of the mean of ``values`` (e.g. 0–10 scores / 10), or None when empty."""
+    arr = np.asarray(values, dtype=float)
+    if arr.size == 0:
+        return None
+    cells, counts = np.unique(arr, return_counts=True)
+    rng = np.random.default_rng(seed)
+    draws = rng.multinomial(int(arr.size), counts / arr.size, size=samples)
+    return _bounds(draws @ cells / arr.size)
+
+
+def cohen_kappa(a: Sequence[Hashable], b: Sequence[Hashable]) -> float | None:
+    """Return Cohen's κ of two raters' labels on the same items, or None when undefined.
+
+    κ = (p_o − p_e) / (1 − p_e), p_o the observed and p_e the chance agreement from each
+    rater's label shares; undefined without items or when p_e is 1 (both always give one label).
+    """
+    if len(a) != len(b):
+        raise ValueError(f"cohen_kappa: {len(a)} labels against {len(b)}")
+    n = len(a)
+    shares_a, shares_b = Counter(a), Counter(b)
+    chance = sum(count * shares_b[label] for label, count in shares_a.items())  # p_e × n²
+    if n == 0 or chance == n * n:
+        return None
+    agree = sum(x == y for x, y in zip(a, b, strict=True))
+    return round((n * agree - chance) / (n * n - chance), 4)
+
+
+def quadratic_kappa(a: Sequence[float], b: Sequence[float]) -> float | None:
+    """Return the quadratic-weighted Cohen's κ of two raters' scores (e.g. 0–10), or None when undefined.
+
+    κ_w = 1 − Σ w·observed / Σ w·expected with weights (i − j)², expected from the marginals
+    (the weights' scale cancels, so the score range need not be given). Undefined without
+    items or when the expected disagreement is 0 (both raters give one and the same score).
+    """
+    if len(a) != len(b):
+        raise ValueError(f"quadratic_kappa: {len(a)} scores against {len(b)}")
+    n = len(a)
+    observed = n * sum((x - y) ** 2 for x, y in zip(a, b, strict=True))
+    expected = n * (sum(x * x for x in a) + sum(y * y for y in b)) - 2 * sum(a) * sum(b)
+    if n == 0 or expected <= 0:
+        return None
+    return round(1 - observed / expected, 4)
 
 
 def paired_difference(a: Sequence[bool], b: Sequence[bool], samples: int, seed: int) -> dict[str, float | int | None]:

@@ -14,11 +14,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from jmle_eval.schema import ScoredItem
+from jmle_eval.schema import ScoredItem, list_price_cost
 from jmle_eval.score import stats
 from jmle_eval.score.exams import breakdowns, graded_pairs
 from jmle_eval.score.grade import Key
 from jmle_eval.score.graders import exam_parts, grader_of
+from jmle_eval.score.judge_records import JudgeSection
 from jmle_eval.score.records import (
     Accuracy,
     AccuracySplit,
@@ -62,9 +63,21 @@ class UsageTally:
         self.finish[record.get("finish_reason") or "none"] += 1
 
 
-def _accuracy(pairs: Sequence[tuple[Key, ScoredItem]], bootstrap: Mapping[str, int]) -> Accuracy:
+def record_cost(record: Mapping[str, Any], usage: Mapping[str, Any], price: Mapping[str, Any]) -> float | None:
+    """Return a reply's cost: the one its file records, else its list-price cost (None when unknown)."""
+    if record.get("cost_usd") is not None:
+        return float(record["cost_usd"])
+    return list_price_cost(usage, price)
+
+
+def accuracy(pairs: Sequence[tuple[Key, ScoredItem]], bootstrap: Mapping[str, int]) -> Accuracy:
+    """Return the parser's accuracy over the (key, scored line) pairs with its bootstrap CI."""
     correct = sum(i.correct for _, i in pairs)
-    n = len(pairs)
+    return tally_accuracy(correct, len(pairs), bootstrap)
+
+
+def tally_accuracy(correct: int, n: int, bootstrap: Mapping[str, int]) -> Accuracy:
+    """Return ``correct / n`` as an Accuracy record with its bootstrap CI."""
     return Accuracy(
         correct=correct,
         n=n,
@@ -73,7 +86,8 @@ def _accuracy(pairs: Sequence[tuple[Key, ScoredItem]], bootstrap: Mapping[str, i
     )
 
 
-def _usage(tally: UsageTally, answered: int) -> dict[str, Any]:
+def usage_parts(tally: UsageTally, answered: int) -> dict[str, Any]:
+    """Return tokens, cost (with its source), latency percentiles and finish reasons of a usage tally."""
     total = tally.prompt + tally.completion
     tokens = None
     if total:  # imported runs carry no usage: unknown, not zero
@@ -95,7 +109,7 @@ def _usage(tally: UsageTally, answered: int) -> dict[str, Any]:
     }
 
 
-def _text(value: Any) -> str | None:
+def as_text(value: Any) -> str | None:
     """Return a run.json name as text (a hand-written number is shown, not a reason to fail the summary)."""
     return value if value is None or isinstance(value, str) else str(value)
 
@@ -105,9 +119,9 @@ def _run_parts(info: Mapping[str, Any]) -> dict[str, Any]:
     model = info.get("model") or {}
     return {
         "model": RunModel(
-            name=_text(model.get("name")),
-            id=_text(model.get("id")),
-            display_name=_text(model.get("display_name")),
+            name=as_text(model.get("name")),
+            id=as_text(model.get("id")),
+            display_name=as_text(model.get("display_name")),
             vision=model.get("vision"),
             reasoning_effort=model.get("reasoning_effort"),
         ),
@@ -161,6 +175,7 @@ def run_summary(
     bootstrap: Mapping[str, int],
     bad_files: Sequence[str] = (),
     current_version: str | None = None,
+    judges: JudgeSection | None = None,
 ) -> RunSummary:
     """Return the summary of one graded run (written as ``scored/<dataset>/<run>.summary.json``).
 
@@ -176,14 +191,14 @@ def run_summary(
         format=FORMAT,
         run=run,
         dataset=dataset,
-        dataset_version=_text(info.get("dataset_version")),
+        dataset_version=as_text(info.get("dataset_version")),
         dataset_version_scored=current_version,
         **_run_parts(info),
         questions=questions,
         accuracy=AccuracySplit(
-            all=_accuracy(pairs, bootstrap),
-            text_only=_accuracy([p for p in pairs if not p[0].requires_image], bootstrap),
-            image=_accuracy([p for p in pairs if p[0].requires_image], bootstrap),
+            all=accuracy(pairs, bootstrap),
+            text_only=accuracy([p for p in pairs if not p[0].requires_image], bootstrap),
+            image=accuracy([p for p in pairs if p[0].requires_image], bootstrap),
         ),
         score=score,
         score_text_only=score_text_only,
@@ -192,7 +207,8 @@ def run_summary(
         parse=_parse([i for _, i in pairs if i.status == "ok"], info.get("parse_mode") or "lenient"),
         errors=len(error_ids),
         error_ids=error_ids,
-        **_usage(tally, questions.answered),
+        **usage_parts(tally, questions.answered),
         skipped_files=list(bad_files),
         bootstrap=Bootstrap(**bootstrap),
+        judges=judges,
     )

@@ -70,7 +70,8 @@
 
   // ---- question table --------------------------------------------------------------------------
   const state = { wrongIn: false, run: 0, wrongAll: false, disagree: false, parseFail: false, image: false,
-    search: "", searchText: "", sortKey: null, sortDir: 1, page: 0, view: [], current: -1 };
+    judgeDisagree: false, search: "", searchText: "", sortKey: null, sortDir: 1, page: 0, view: [], current: -1 };
+  const JUDGED = DATA.judge_marks || null; // per question, per run: D judge ≠ parser, A judged, S stale/error, - none
   const stats = QS.map((q, i) => {
     const marks = DATA.marks[i];
     let graded = 0, right = 0;
@@ -92,6 +93,11 @@
     ["image", "image questions", "the question needs its clinical image(s)",
       (i) => QS[i].image],
   ];
+  if (JUDGED) {
+    FILTERS.push(["judgeDisagree", "parser ≠ judge",
+      "in at least one run, a judge decided differently from the parser (other letters, or right vs wrong)",
+      (i) => JUDGED[i].includes("D")]);
+  }
 
   function matches(i) {
     for (const [key, , , test] of FILTERS) if (state[key] && !test(i)) return false;
@@ -197,8 +203,13 @@
       RUNS.map((r, k) => {
         const m = marks[k];
         const answer = DATA.answers[i][k];
-        return el("td", { class: `m m-${m === "-" ? "none" : m}`, title: `${r.label}: ${VERDICT[m]}${answer ? " — " + answer : ""}` },
-          m === "C" || m === "W" ? `${SYMBOL[m]} ${answer}` : SYMBOL[m]);
+        const differs = JUDGED !== null && JUDGED[i][k] === "D";
+        const grade = DATA.judge_grades ? DATA.judge_grades[i][k] : "";
+        const title = `${r.label}: ${VERDICT[m]}${answer ? " — " + answer : ""}` +
+          (grade ? ` — judge: ${grade}` : "") + (differs ? " — a judge decided differently from the parser" : "");
+        return el("td", { class: `m m-${m === "-" ? "none" : m}${differs ? " jd" : ""}`, title },
+          m === "C" || m === "W" ? `${SYMBOL[m]} ${answer}` : SYMBOL[m],
+          grade ? el("span", { class: "jg" }, ` ⚖${grade}`) : null, differs ? el("span", { class: "jd-mark" }, " ≠") : null);
       }));
       return tr;
     });
@@ -245,6 +256,28 @@
     return parts.join(" · ");
   }
 
+  function judgeGrade(e) {
+    if (e.status === "stale") return "stale: it judged an earlier answer (not used)";
+    if (e.status !== "ok") return `judge error: ${e.error || "no grade"}`;
+    if (e.kind === "score") return `score ${e.score}/10`;
+    if (e.kind === "verdict") return `${e.grade}${e.confidence === null ? "" : ` (confidence ${e.confidence} %)`}`;
+    return `answer: ${e.grade}${e.correct ? " ✓" : " ✗"}`;
+  }
+
+  function judgesBlock(run, judges) {
+    const names = Object.keys(judges).sort();
+    return el("div", { class: "judges" }, names.map((name) => {
+      const e = judges[name];
+      const who = (run.judges && run.judges[name]) || name;
+      const agrees = e.agrees === true ? "agrees with the parser" : e.agrees === false ? "disagrees with the parser" : null;
+      return el("div", { class: `judge${e.agrees === false ? " disagree" : ""}`, "data-judge": name },
+        el("div", { class: "judge-head" }, `⚖ ${who} · ${e.rubric}: `, el("strong", {}, judgeGrade(e)),
+          agrees ? el("span", { class: `badge${e.agrees ? "" : " warn"}` }, agrees) : null,
+          e.extracted ? el("span", { class: "muted" }, ` · read: ${e.extracted}`) : null),
+        e.rationale ? el("p", { class: "rationale", lang: "ja" }, e.rationale) : null);
+    }));
+  }
+
   function runBlock(i, k, d) {
     const m = DATA.marks[i][k];
     const answer = DATA.answers[i][k];
@@ -255,6 +288,7 @@
         el("span", { class: "badge" }, answer ? `answer: ${answer}` : "no parsed answer")),
       el("div", { class: "facts" }, `run ${run.name}`, d ? " · " + facts(d) : ""));
     if (!d) return box;
+    if (d.judges) box.append(judgesBlock(run, d.judges));
     if (d.error) box.append(el("pre", { class: "error" }, `error: ${d.error}`));
     if (d.answer_text !== null || !d.error) {
       box.append(el("div", { class: "label muted" }, "answer text"),
@@ -362,6 +396,10 @@
   }
   window.addEventListener("hashchange", openFromHash);
 
+  if (JUDGED) {
+    document.querySelector(".legend").append(" ⚖ the judge's grade of record · ≠ a judge decided differently from " +
+      "the parser; the question view shows each judge's grade and rationale.");
+  }
   renderFilters();
   renderHead();
   refresh();
