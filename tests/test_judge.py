@@ -35,16 +35,8 @@ def make_predictions(server, root: Path, n: int = 6, *extra: str) -> Path:
 
 
 def judge_overrides(server, root: Path, *extra: str) -> list[str]:
-    return [
-        "provider=vllm",
-        f"provider.base_url={server.base_url}",
-        "provider.backoff_s=0.01",
-        "provider.backoff_max_s=0.05",
-        "provider.connect_timeout_s=2",
-        f"paths.predictions={root / 'predictions'}",
-        f"paths.judgments={root / 'judgments'}",
-        *extra,
-    ]
+    """Return judge.py's overrides: predict's (the fake server, fast retries) plus where judgments go."""
+    return predict_overrides(server, root / "predictions", f"paths.judgments={root / 'judgments'}", *extra)
 
 
 def judge(server, root: Path, *extra: str, reply: str | None = CHOICE, **config) -> list:
