@@ -40,17 +40,25 @@ def list_price_cost(usage: Mapping[str, Any], price: Mapping[str, Any]) -> float
 
 
 class Question(BaseModel):
-    """One exam question, normalised across all sources."""
+    """One question, normalised across all sources: of an exam (JMLE) or of a set without exams (English).
+
+    A question of a set without exams has no exam, year, block, number or section (all None), one
+    point, and its source's breakdown fields in ``attributes``. Letters are lower case everywhere.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    id: str = Field(description="normalised id, e.g. '120A-1', '112B-30'")
+    id: str = Field(
+        pattern=r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$",
+        description="normalised id, e.g. '120A-1', 'test-00000', 'MM-179'; a safe file name (letters, digits, . _ -)",
+    )
     dataset: str
-    exam: int = Field(ge=100, le=200, description="exam number, e.g. 120 (第120回)")
-    year: int
-    block: str = Field(pattern=r"^[A-I]$")
-    number: int = Field(ge=1)
-    section: Section
+    # The exam structure: every JMLE question has all five; a set without exams (English multiple choice) none.
+    exam: int | None = Field(default=None, ge=100, le=200, description="exam number, e.g. 120 (第120回)")
+    year: int | None = None
+    block: str | None = Field(default=None, pattern=r"^[A-I]$")
+    number: int | None = Field(default=None, ge=1)
+    section: Section | None = None
     type: QuestionType
     select: int = Field(ge=1, description="how many letters to choose (1 for numeric)")
     stem: str
@@ -75,6 +83,10 @@ class Question(BaseModel):
     human_accuracy: float | None = Field(default=None, description="examinee accuracy in %, where known")
     category: str | None = None
     notes: list[str] = Field(default_factory=list, description="data fixes applied by the loader")
+    attributes: dict[str, str] = Field(
+        default_factory=dict,
+        description="the source's breakdown fields, e.g. medical_task, body_system, subject (the card's breakdowns)",
+    )
 
     @property
     def gold(self) -> list[str]:
@@ -214,9 +226,9 @@ class ScoredItem(BaseModel):
     """One line of ``scored/<dataset>/<run>.jsonl`` (every question of the data set, in exam order)."""
 
     question_id: str
-    exam: int
-    block: str
-    section: Section
+    exam: int | None = Field(description="None: a benchmark without exam structure")
+    block: str | None
+    section: Section | None
     type: QuestionType
     requires_image: bool
     points_possible: int = Field(description="the question's points; 0 = excluded from every denominator")

@@ -27,6 +27,13 @@ BEFORE = {
     "dataset=igakuqa": "aba3043103d80443",
     "dataset=igakuqa119": "8256209148f881cf",
     "dataset=jmle2026": "c78fee13e94dda63",
+    # the English cards (issue 17), as first written
+    "dataset=custom": "7e25ffaddc20ad61",
+    "dataset=medmcqa": "24060c9d92ef6262",
+    "dataset=medqa": "9ed1c7cd7246170e",
+    "dataset=medxpertqa": "c7ca1a5d9f35473b",
+    "dataset=medxpertqa_sampled": "9000c4b8f279fa6c",
+    "dataset=mmlu_medical": "50a94d976c3ab785",
     "model=claude_opus_4_6": "c49cb9a4558cfbe3",
     "model=claude_sonnet_4_6": "3a2629f31caa7198",
     "model=gemini_3_1_pro": "b2018b68f622ffed",
@@ -82,6 +89,9 @@ def _now(name: str) -> str:
     if name in ("config", "score"):
         cfg = _composed([], name)
         cfg["paths"].pop("judgments")
+        if name == "config":  # null now means the template's marker, which for Japanese is this one
+            assert cfg["prompt"]["answer_marker"] is None
+            cfg["prompt"]["answer_marker"] = "【回答】"
         return _digest({k: v for k, v in cfg.items() if k not in ("model", "provider", "dataset")})
     group = name.split("=")[0]
     if group == "provider":
@@ -90,7 +100,7 @@ def _now(name: str) -> str:
         return _digest(provider)
     if group == "dataset":
         card = _composed([name])["dataset"]
-        assert card.pop("grader") == "exam"
+        assert card.pop("grader") == ("exam" if card["name"] in ("igakuqa", "igakuqa119", "jmle2026") else "choice")
         return _digest(card)
     cfg = compose([name, "provider=vllm"])
     model = OmegaConf.to_container(cfg.model, resolve=False)

@@ -151,7 +151,11 @@ def test_show_command_prints_the_prompt_and_key():
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["stats", "dataset=nope"], "no conf/dataset/nope.yaml. The choices are: igakuqa, igakuqa119, jmle2026"),
+        (
+            ["stats", "dataset=nope"],
+            "no conf/dataset/nope.yaml. The choices are: custom, igakuqa, igakuqa119, jmle2026, medmcqa, medqa, "
+            "medxpertqa, medxpertqa_sampled, mmlu_medical",
+        ),
         (["stats", "dataset=igakuqa119", "dataset.path=does/not/exist"], "does not exist"),
         (["show", "130A-1"], "No data set card"),
         (["show", "12A-1"], "not a JMLE question id"),

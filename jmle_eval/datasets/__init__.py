@@ -2,7 +2,9 @@
 
 The data set card (``conf/dataset/<name>.yaml``, passed in as a plain dict) says
 where the files are, which reader understands them, and the exam rules:
-required blocks, points, pass criteria and per-question overrides.
+required blocks, points, pass criteria and per-question overrides. Sets without
+exams (English multiple choice, a researcher's own file) keep their file order,
+one point per question, and the source's breakdown fields in ``attributes``.
 """
 
 from __future__ import annotations
@@ -15,10 +17,17 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from jmle_eval.datasets import fetch, text
-from jmle_eval.datasets.sources import READERS
+from jmle_eval.datasets import custom, english, fetch, text
+from jmle_eval.datasets.images import check_images, images_available, missing_images
+from jmle_eval.datasets.sources import READERS, Fields
 from jmle_eval.errors import UserError
 from jmle_eval.schema import Question, Section
+
+__all__ = ["check_images", "dataset_version", "images_available", "load", "missing_images", "source_of"]
+
+CHOICE_READERS = {"medxpertqa": english.read}
+"""Readers of sets without exams: (folder, card) → question fields."""
+CUSTOM = "custom"
 
 LOADER_VERSION = "1"
 """Bump when a reader changes what questions look like; it is part of the data set version."""
@@ -29,25 +38,37 @@ _OVERRIDABLE = {"accepted_answers", "points", "all_credited", "correct_only", "c
 def source_of(card: Mapping[str, Any]) -> fetch.Source:
     """Return the pinned upstream source described by a data set card."""
     src = card["source"]
+    unused = english.unused_files(card)  # the files of subsets not selected are neither checked nor fetched
     return fetch.Source(
         name=card["name"],
         repo=src["repo"],
         commit=src["commit"],
-        files=dict(src["files"]),
+        files={rel: pin for rel, pin in src["files"].items() if rel not in unused},
         base_url=src.get("base_url") or "https://raw.githubusercontent.com",
+        folder=src.get("folder"),
     )
 
 
 def dataset_version(card: Mapping[str, Any]) -> str:
-    """Return a short hash of everything in the card that changes the questions or their key."""
+    """Return a short hash of everything in the card that changes the questions or their key.
+
+    Keys added for the English sets enter only when set, so every earlier card keeps its version
+    (and its runs their fingerprint). A researcher's file is versioned by its content.
+    """
+    commit = custom.content_hash(card) if card["loader"] == CUSTOM else card["source"]["commit"]
     payload = {
         "loader": card["loader"],
         "loader_version": LOADER_VERSION,
-        "commit": card["source"]["commit"],
+        "commit": commit,
         "overrides": card.get("overrides") or {},
     }
+    if card.get("subset") not in (None, english.ALL):
+        payload["subset"] = card["subset"]
+    for key in ("fields", "format"):
+        if card.get(key):
+            payload[key] = card[key]
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()
-    return f"{card['source']['commit'][:7]}-{hashlib.sha256(blob).hexdigest()[:8]}"
+    return f"{commit[:7]}-{hashlib.sha256(blob).hexdigest()[:8]}"
 
 
 def exam_rules(card: Mapping[str, Any], exam: int) -> Mapping[str, Any]:
@@ -118,29 +139,59 @@ def _selected(card: Mapping[str, Any], questions: list[Question]) -> list[Questi
     if not selected:
         raise UserError(
             f"Data set '{card.get('name')}' has no questions for years={sorted(years) or 'all'} "
-            f"blocks={sorted(blocks) or 'all'}. Available years: {sorted({q.year for q in questions})}; "
-            f"blocks: {sorted({q.block for q in questions})}."
+            f"blocks={sorted(blocks) or 'all'}. Available years: {sorted({q.year or 0 for q in questions})}; "
+            f"blocks: {sorted({q.block or '' for q in questions})}."
         )
-    selected.sort(key=lambda q: (q.exam, q.block, q.number))
+    selected.sort(key=lambda q: (q.exam or 0, q.block or "", q.number or 0))  # an exam set: all three are set
     return selected
 
 
-def load(card: Mapping[str, Any], *, data_dir: str | Path = "data") -> list[Question]:
-    """Return the card's questions, filtered by its ``years`` and ``blocks``, in exam order."""
-    name = card.get("name")
-    reader = READERS.get(card.get("loader", ""))
-    if reader is None:
-        raise UserError(
-            f"Data set '{name}' names loader '{card.get('loader')}', which does not exist. "
-            f"Available loaders: {', '.join(sorted(READERS))}."
-        )
-    folder = fetch.resolve(
+def _choice_questions(card: Mapping[str, Any], rows: list[Fields]) -> list[Question]:
+    """Return a set without exams as Questions, in file order, with the card's overrides (keyed by id) taken."""
+    name = str(card.get("name"))
+    for key in ("years", "blocks"):
+        if card.get(key):
+            raise UserError(f"dataset.{key} selects JMLE exams; data set '{name}' has none. Leave it out.")
+    overrides = dict(card.get("overrides") or {})
+    questions = []
+    for row in rows:
+        _apply_override(row, overrides.pop(row["id"], None) or {}, name)
+        row["choices"] = [tuple(c) for c in row.get("choices") or []]
+        try:
+            questions.append(Question(dataset=name, **row))
+        except ValidationError as exc:
+            raise UserError(f"Data set '{name}', question {row['id']} is malformed: {exc}") from exc
+    if overrides:
+        raise UserError(f"conf/dataset/{name}.yaml has overrides for questions that do not exist: {sorted(overrides)}.")
+    if not questions:
+        raise UserError(f"Data set '{name}' has no questions (its files are empty).")
+    return questions
+
+
+def _folder(card: Mapping[str, Any], data_dir: str | Path) -> Path:
+    return fetch.resolve(
         source_of(card),
         path=card.get("path"),
         cache_dir=data_dir,
         verify=bool(card.get("verify", True)),
         download=bool(card.get("download", True)),
     )
+
+
+def load(card: Mapping[str, Any], *, data_dir: str | Path = "data") -> list[Question]:
+    """Return the card's questions: an exam set's by ``years`` and ``blocks`` in exam order, others in file order."""
+    name, loader = card.get("name"), str(card.get("loader", ""))
+    if loader == CUSTOM:
+        return _choice_questions(card, custom.read(card))
+    if loader in CHOICE_READERS:
+        return _choice_questions(card, CHOICE_READERS[loader](_folder(card, data_dir), card))
+    reader = READERS.get(loader)
+    if reader is None:
+        raise UserError(
+            f"Data set '{name}' names loader '{card.get('loader')}', which does not exist. "
+            f"Available loaders: {', '.join(sorted([*READERS, *CHOICE_READERS, CUSTOM]))}."
+        )
+    folder = _folder(card, data_dir)
     overrides = {text.normalise_id(k): v for k, v in (card.get("overrides") or {}).items()}
     questions = [_question(card, row, overrides) for row in reader(folder)]
     if overrides:

@@ -58,17 +58,25 @@ def read_json(path: Path) -> Any:
 
 def read_jsonl(path: Path) -> Iterator[Any]:
     """Yield parsed JSON lines, or raise a UserError naming the file and line."""
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UserError(
-                    f"{path} line {lineno} is not valid JSON ({exc.msg}). The file is corrupt or "
-                    "truncated: restore it from upstream."
-                ) from exc
+    for _, record in numbered_jsonl(path):
+        yield record
+
+
+def numbered_jsonl(path: Path, fix: str = "restore it from upstream") -> Iterator[tuple[int, Any]]:
+    """Yield (line number, parsed JSON) of each non-blank line, or raise a UserError naming the file and line."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    yield lineno, json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise UserError(
+                        f"{path} line {lineno} is not valid JSON ({exc.msg}). The file is corrupt or truncated: {fix}."
+                    ) from exc
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path} is not UTF-8 text ({exc}): {fix}.") from exc
 
 
 def _answer_sets(raw: list[str]) -> list[list[str]]:
