@@ -10,6 +10,10 @@ Two modes:
 * ``extracted`` (the text already is an extracted answer, like IgakuQA's
   ``prediction``): only a bare letter list (``a``, ``a,c``, ``ac``) or a bare number.
 
+English replies (a run whose marker is not Japanese, like ``Answer: ``) are read by the
+forms of ``parse_en``: the marker, ``Final answer:``, ``The answer is (C)``, ``\\boxed{C}``;
+the last form that can be read wins, and a letter that may be a word ("A 45-year-old") is none.
+
 Every result says which rule matched, so a summary can report strict format
 compliance (the required marker line, well formed) next to lenient accuracy.
 Pure functions: no I/O, no pydantic, fast enough to run in the scoring hot loop.
@@ -20,9 +24,11 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from jmle_eval.schema import ANSWER_MARKER
+from jmle_eval.score import parse_en
 
 PARSE_MODES = ("lenient", "extracted")
 DEFAULT_LETTERS = "abcde"
@@ -55,6 +61,7 @@ _MARKDOWN = re.compile(r"\*\*|__|`|~~")
 _WORDS = r"最終回答|最終解答|最終的な答え|回答|解答|答え|答|正解|final answer|answer"
 # Decisive markers: a bracketed label. An unreadable answer after one is a failure.
 _BRACKET = re.compile(rf"[【\[［〔]\s*(?:{_WORDS})\s*[】\]］〕]\s*[:：]?")
+_BRACKET_ANY_CASE = re.compile(_BRACKET.pattern, re.IGNORECASE)  # "[Answer] C" in an English reply
 # Tentative markers: "回答:", "答えは", "the answer is"; skipped when prose follows them.
 _INLINE = re.compile(rf"(?:{_WORDS})\s*(?:[:=]|は|is\b)")
 _BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
@@ -154,31 +161,32 @@ def read_answer(segment: str, qtype: str, letters: str = DEFAULT_LETTERS) -> tup
 
 
 @functools.lru_cache(maxsize=64)
-def _strict_pattern(marker: str, qtype: str) -> re.Pattern[str]:
-    value = _NUMBER_STRICT if qtype == "numeric" else _LETTERS_STRICT
+def _strict_pattern(marker: str, qtype: str, english: bool) -> re.Pattern[str]:
+    value = _NUMBER_STRICT if qtype == "numeric" else parse_en.STRICT_LETTERS if english else _LETTERS_STRICT
     return re.compile(rf"^[ \t]*{re.escape(marker.strip())}[ \t]*({value})[ \t]*$", re.MULTILINE)
 
 
-def _strict_line(text: str, marker: str, qtype: str) -> tuple[str, ...] | None:
-    """Return the answer of the last exact required line (``【回答】a,c`` / ``【回答】0.40``), else None.
+def _strict_line(text: str, marker: str, qtype: str, english: bool = False) -> tuple[str, ...] | None:
+    """Return the answer of the last exact required line (``【回答】a,c`` / ``Answer: A,C`` / ``0.40``), else None.
 
-    Strict means the prompt's format to the letter: the marker at the start of a
-    line, ASCII lower-case letters joined by commas (or one plain number), nothing else.
+    Strict means the prompt's format to the letter: the marker as given at the start of
+    a line, ASCII letters (lower case; in English either case) joined by commas, or one
+    plain number, and nothing else.
     """
-    found = _strict_pattern(marker, qtype).findall(text)
+    found = _strict_pattern(marker, qtype, english).findall(text)
     if not found:
         return None
     last = found[-1]
-    return (last,) if qtype == "numeric" else tuple(sorted(set(re.findall(r"[a-z]", last))))
+    return (last,) if qtype == "numeric" else tuple(sorted(set(re.findall(r"[a-z]", last.lower()))))
 
 
-def _bare(text: str, qtype: str, letters: str) -> tuple[str, ...] | None:
+def _bare(text: str, qtype: str, letters: str, english: bool = False) -> tuple[str, ...] | None:
     """Return the answer if ``text`` is nothing but an answer (plus brackets, bold, a unit, a full stop)."""
     seg = text.strip().lstrip(_OPENERS)
     if qtype == "numeric":
         m = _NUMBER.match(seg)
         return _number(seg) if m and _UNIT_TAIL.fullmatch(seg[m.end() :]) else None
-    run = _letter_run(seg, letters)
+    run: tuple[Sequence[str], int] | None = parse_en.letter_run(seg, letters) if english else _letter_run(seg, letters)
     if run and _BARE_TAIL.fullmatch(seg[run[1] :]):
         return tuple(sorted(set(run[0])))
     return None
@@ -203,28 +211,60 @@ def _marker_hits(body: str, marker: str) -> list[tuple[int, str]]:
     return [(end, rule) for _, end, rule in decisive + inline]
 
 
-def _unmarked(body: str, qtype: str, letters: str) -> Parsed:
+def _unmarked(body: str, qtype: str, letters: str, english: bool = False) -> Parsed:
     """Return the answer of a reply without a marker: a ``\\boxed{}``, or nothing but the answer (or last line)."""
-    boxed = _BOXED.findall(body)
+    boxed = [] if english else _BOXED.findall(body)  # English: a form of its own, found with the markers
     if boxed:
         answer = read_answer(boxed[-1], qtype, letters)
         return Parsed(answer, "boxed") if answer else FAILED
-    answer = _bare(body, qtype, letters)
+    answer = _bare(body, qtype, letters, english)
     if answer:
         return Parsed(answer, "bare")
     lines = [line for line in body.split("\n") if line.strip()]
     if len(lines) > 1:
-        answer = _bare(lines[-1], qtype, letters)
+        answer = _bare(lines[-1], qtype, letters, english)
         if answer:
             return Parsed(answer, "last_line")
     return FAILED
 
 
-def parse_lenient(text: str | None, qtype: str, letters: str = DEFAULT_LETTERS, marker: str = ANSWER_MARKER) -> Parsed:
-    """Return the final answer in a model's free-text reply, with the rule that found it."""
+def _parse_english(reply: str, qtype: str, letters: str, marker: str) -> Parsed:
+    """Return the answer of an English reply: the last answer form that can be read (see ``parse_en``).
+
+    An answer the required line (well formed) gives too is credited to it: rule ``marker``, strict.
+    """
+    body = parse_en.normalise(reply)
+    for end, rule, decisive in parse_en.hits(body, parse_en.forms(marker, _BRACKET_ANY_CASE)):
+        segment = _segment(body, end)
+        if not segment:
+            continue
+        answer = _number(segment) if qtype == "numeric" else parse_en.read_letters(segment, letters)
+        if answer is None:
+            if decisive:
+                return FAILED
+            continue  # "the answer is not A": prose, not an answer
+        if marker.strip() and _strict_line(reply, marker, qtype, english=True) == answer:
+            return Parsed(answer, "marker", True)
+        return Parsed(answer, rule)
+    return _unmarked(body, qtype, letters, english=True)
+
+
+def parse_lenient(
+    text: str | None,
+    qtype: str,
+    letters: str = DEFAULT_LETTERS,
+    marker: str = ANSWER_MARKER,
+    language: str | None = None,
+) -> Parsed:
+    """Return the final answer in a model's free-text reply, with the rule that found it.
+
+    ``language`` (``ja`` or ``en``) picks the forms read; None: the marker's (``parse_en.marker_language``).
+    """
     if not text:
         return FAILED
     reply = strip_reasoning(text)
+    if (language or parse_en.marker_language(marker)) == "en":
+        return _parse_english(reply, qtype, letters, marker)
     body = normalise(reply)
     for end, rule in _marker_hits(body, _normalised_marker(marker)):
         segment = _segment(body, end)
@@ -256,12 +296,18 @@ def parse_extracted(text: str | None, qtype: str, letters: str = DEFAULT_LETTERS
 
 
 def parse(
-    text: str | None, qtype: str, letters: str = DEFAULT_LETTERS, *, mode: str = "lenient", marker: str = ANSWER_MARKER
+    text: str | None,
+    qtype: str,
+    letters: str = DEFAULT_LETTERS,
+    *,
+    mode: str = "lenient",
+    marker: str = ANSWER_MARKER,
+    language: str | None = None,
 ) -> Parsed:
     """Return the answer read from ``text`` in ``mode`` (``lenient`` or ``extracted``)."""
     if mode == "extracted":
         return parse_extracted(text, qtype, letters)
-    return parse_lenient(text, qtype, letters, marker)
+    return parse_lenient(text, qtype, letters, marker, language)
 
 
 def format_answer(answer: tuple[str, ...] | list[str], qtype: str) -> str:
