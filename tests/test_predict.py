@@ -144,7 +144,7 @@ def test_too_many_rejected_requests_stop_the_run(fake_server, tmp_path):
         ("run.limit=0", "run.limit must be a whole number >= 1"),
         ("image_mode=colour", "image_mode='colour' is not one of"),
         ("image_mode=vision", "vision: false"),
-        ("run.ids=[120Z-1]", "is not like"),
+        ("run.ids=[120Z-1]", "120Z-1'] are not among the"),
         ("run.ids=[120A-999]", "not among the"),
         ("provider.timeout_s=0", "provider.timeout_s must be"),
     ],
@@ -216,7 +216,7 @@ def english_template(tmp_path, monkeypatch):
 
     folder = tmp_path / "templates"
     shutil.copytree(prompts.TEMPLATE_DIR, folder)
-    (folder / "en").mkdir()
+    (folder / "en").mkdir(exist_ok=True)  # replaces the shipped English template with this test one
     (folder / "en" / "v1.yaml").write_text(EN_TEMPLATE, encoding="utf-8")
     monkeypatch.setattr(prompts, "TEMPLATE_DIR", folder)
     prompts.template.cache_clear()

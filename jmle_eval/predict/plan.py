@@ -18,6 +18,7 @@ from typing import Any
 
 from jmle_eval import datasets, io, providers
 from jmle_eval.datasets import text
+from jmle_eval.datasets.images import check_images
 from jmle_eval.errors import UserError
 from jmle_eval.predict import prompts, store
 from jmle_eval.predict.job import Job
@@ -55,11 +56,8 @@ def select(
     """Return the questions of this invocation: image mode → explicit ids → first ``limit`` → shard k/n."""
     chosen = [q for q in questions if prompts.wants(q, image_mode)]
     if ids:
-        try:
-            wanted = [text.normalise_id(str(i).upper()) for i in ids]
-        except (ValueError, AttributeError) as exc:
-            raise UserError(f"run.ids has an id that is not like '120A-1': {exc}") from None
         known = {q.id for q in chosen}
+        wanted = [_question_id(str(i), known) for i in ids]
         missing = [i for i in wanted if i not in known]
         if missing:
             raise UserError(
@@ -74,6 +72,16 @@ def select(
         k, n = shard
         chosen = [q for i, q in enumerate(chosen) if i % n == k]
     return chosen
+
+
+def _question_id(given: str, known: set[str]) -> str:
+    """Return a run.ids entry as a question id: as written, else in the JMLE form (``120a1`` → ``120A-1``)."""
+    if given in known:
+        return given
+    try:
+        return text.normalise_id(given.upper())
+    except (ValueError, AttributeError):
+        return given  # reported among the ids that are not selected
 
 
 def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
@@ -201,11 +209,13 @@ def _header(cfg: Mapping[str, Any], inputs: dict[str, Any], image_mode: str, sec
 
 def plan(cfg: Mapping[str, Any], *, load: bool = True) -> Plan:
     """Return the plan for a resolved config; with ``load``, also the questions still to ask."""
+    language = prompts.language_of(cfg["prompt"], cfg["dataset"])
+    marker = prompts.answer_marker(cfg["prompt"], language)  # null: the template's; recorded resolved in run.json
+    cfg = {**cfg, "prompt": {**cfg["prompt"], "answer_marker": marker}}
     provider, model, run = cfg["provider"], cfg["model"], cfg["run"]
     settings = read_settings(cfg)
     key, secrets = api_key(provider)
     image_mode = prompts.resolve_image_mode(str(cfg["image_mode"]), bool(model.get("vision")))
-    language = prompts.language_of(cfg["prompt"], cfg["dataset"])
     inputs = fingerprint_inputs(model, provider, cfg["prompt"], image_mode, cfg["dataset"], language)
     run_dir = Path(str(run["dir"]))
     check_output_folder(run_dir)
@@ -231,6 +241,7 @@ def plan(cfg: Mapping[str, Any], *, load: bool = True) -> Plan:
     if load:
         questions = datasets.load(cfg["dataset"], data_dir=cfg["paths"]["data"])
         chosen = select(questions, image_mode, ids=settings.ids, limit=settings.limit, shard=settings.shard)
+        check_images(chosen, image_mode)  # vision needs every image file (MedXpertQA's are not shipped)
         done = store.finished_ids(run_dir, retry_errors=settings.retry_errors)
         result.selected = len(chosen)
         result.todo = [q for q in chosen if q.id not in done]

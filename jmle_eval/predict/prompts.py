@@ -33,13 +33,21 @@ DEFAULT_LANGUAGE = "ja"
 
 REQUIRED_KEYS = ("system", "header", "case", "choose_one", "choose_n", "numeric", "blind", "vision", "answer_line")
 """Every template has these strings; ``choice`` (one choice line, default ``{letter}　{text}``) is optional."""
-_OPTIONAL_KEYS = ("choice",)
+_OPTIONAL_KEYS = ("choice", "marker")  # marker: the default answer line (absent: ANSWER_MARKER)
 _CHOICE_LINE = "{letter}\u3000{text}"
 
 
 def language_of(prompt: Mapping[str, Any], card: Mapping[str, Any]) -> str:
     """Return a run's prompt language: ``prompt.language``, else the data set card's ``language``, else Japanese."""
     return str(prompt.get("language") or card.get("language") or DEFAULT_LANGUAGE)
+
+
+def answer_marker(prompt: Mapping[str, Any], language: str = DEFAULT_LANGUAGE) -> str:
+    """Return the run's final-answer marker: ``prompt.answer_marker``, else the template's, else 【回答】."""
+    marker = prompt.get("answer_marker")
+    if marker:
+        return str(marker)
+    return str(template(str(prompt.get("version") or "v1"), language).get("marker") or ANSWER_MARKER)
 
 
 def languages() -> list[str]:
@@ -121,12 +129,15 @@ def render_text(
     parts.append(question.stem.strip())
     if question.choices:
         line = t.get("choice", _CHOICE_LINE)
-        parts.append("\n".join(line.format(letter=letter, text=text) for letter, text in question.choices))
+        parts.append(
+            "\n".join(line.format(letter=letter, LETTER=letter.upper(), text=text) for letter, text in question.choices)
+        )
     if question.type == "numeric":
         parts.append(t["numeric"])
     else:
         parts.append(t["choose_one"] if question.select == 1 else t["choose_n"].format(n=question.select))
-    parts.append(t["answer_line"].format(marker=marker, example=_example(question)))
+    example = _example(question)
+    parts.append(t["answer_line"].format(marker=marker, example=example, EXAMPLE=example.upper()))
     return "\n\n".join(parts)
 
 

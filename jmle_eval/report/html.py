@@ -161,6 +161,7 @@ def _question_row(q: Question, image_ids: list[int]) -> dict[str, Any]:
         "points": q.points, "image": q.requires_image, "human": q.human_accuracy, "category": q.category,
         "gold": q.accepted_answers, "all_credited": q.all_credited, "stem": q.stem, "case": q.case_text,
         "choices": [list(c) for c in q.choices], "kinki": q.kinki, "images": image_ids, "notes": q.notes,
+        **({"attributes": attributes} if (attributes := getattr(q, "attributes", None)) else {}),
     }  # fmt: skip
 
 
@@ -227,6 +228,12 @@ def fill(template: str, parts: dict[str, str]) -> str:
     return "".join(out)
 
 
+def _japanese(questions: Sequence[Question]) -> bool:
+    """Return True when the questions are in Japanese (kana or kanji in the first stems)."""
+    sample = "".join(q.stem for q in questions[:5])
+    return any("\u3040" <= ch <= "\u30ff" or "\u4e00" <= ch <= "\u9fff" for ch in sample) or not questions
+
+
 def build(
     dataset: str,
     questions: Sequence[Question],
@@ -255,6 +262,7 @@ def build(
         "answers": [[_answer(i) if i else "" for i in row] for row in lines],
         "images": images, "chunk_size": CHUNK_QUESTIONS, "text_cap": TEXT_CAP,
         "multi_exam": len({q.exam for q in questions}) > 1, **_judge_data(lines, leaderboard),
+        **({} if _japanese(questions) else {"lang": "en"}),  # the lang attribute of question texts (fonts)
     }  # fmt: skip
     title = title or f"jmle-eval report: {dataset}"
     subtitle = (

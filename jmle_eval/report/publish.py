@@ -14,6 +14,7 @@ from typing import Any
 
 from jmle_eval.io import dump_json
 from jmle_eval.io import write_file as write_atomic
+from jmle_eval.report import breakdowns
 from jmle_eval.report.leaderboard import rank, tables
 from jmle_eval.report.render import markdown
 from jmle_eval.score.records import RunSummary
@@ -55,6 +56,11 @@ def write(
         ),
         folder / f"{dataset}.md": markdown(dataset, card, rank(summaries), rank(summaries, text_only=True)),
     }
+    if any(s.by_attribute for s in summaries):  # the card's breakdowns (English benchmarks)
+        long = breakdowns.rows(rank(summaries))
+        written[folder / f"{dataset}.breakdowns.csv"] = to_csv(long)
+        written[folder / f"{dataset}.breakdowns.json"] = dump_json({"dataset": dataset, "breakdowns": long})
+        written[folder / f"{dataset}.md"] += "\n".join(breakdowns.markdown(rank(summaries))) + "\n"
     if exam:
         written[folder / f"{dataset}.exams.csv"] = to_csv(data["exams"])
         written[folder / f"{dataset}.exams.json"] = dump_json({"dataset": dataset, "exams": data["exams"]})

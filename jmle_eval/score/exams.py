@@ -16,11 +16,13 @@ Input rows are scored lines (``schema.ScoredItem``) aligned with keys.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
+from jmle_eval.errors import UserError
 from jmle_eval.schema import ScoredItem
 from jmle_eval.score.grade import Key
 from jmle_eval.score.records import ExamResult, Kinki, SectionResult, StandIn, Tally, Total, Verdict, VsHuman
@@ -160,6 +162,11 @@ def exam_results(keys: Sequence[Key], items: Sequence[ScoredItem], card: Mapping
     """Return the result of every exam in the data set, keyed by exam number (as a string)."""
     groups: dict[int, tuple[list[Key], list[ScoredItem]]] = defaultdict(lambda: ([], []))
     for key, item in zip(keys, items, strict=True):
+        if key.exam is None:
+            raise UserError(
+                f"conf/dataset/{card.get('name')}.yaml says grader: exam, but question {key.question_id} belongs to "
+                "no exam (a benchmark without exam rules). Set grader: choice for this data set."
+            )
         groups[key.exam][0].append(key)
         groups[key.exam][1].append(item)
     exams = card.get("exams") or {}
@@ -181,13 +188,23 @@ def graded_pairs(keys: Sequence[Key], items: Sequence[ScoredItem]) -> list[tuple
     return [(k, i) for k, i in zip(keys, items, strict=True) if k.counted and i.status in ANSWERED]
 
 
-def breakdowns(pairs: Pairs) -> dict[str, Any]:
+def _attribute(name: str, key: Key) -> str | None:
+    return dict(key.attributes).get(name)
+
+
+def breakdowns(pairs: Pairs, attributes: Sequence[str] = ()) -> dict[str, Any]:
     """Return accuracy by block, section, question type, image need, category and human difficulty.
 
-    ``pairs`` are the graded (key, item) pairs (:func:`graded_pairs`).
+    ``pairs`` are the graded (key, item) pairs (:func:`graded_pairs`); ``attributes`` are the
+    card's ``breakdowns`` (question fields such as medical_task), each a ``by_attribute`` entry.
     """
+    extra = {}
+    if attributes:
+        by = {name: _tally(pairs, functools.partial(_attribute, name)) for name in attributes}
+        extra["by_attribute"] = by
     return {
-        "by_block": _tally(pairs, lambda k: f"{k.exam}{k.block}"),
+        **extra,
+        "by_block": _tally(pairs, lambda k: None if k.block is None else f"{k.exam or ''}{k.block}"),
         "by_section": _tally(pairs, lambda k: k.section),
         "by_type": _tally(pairs, lambda k: k.type),
         "by_image": _tally(pairs, lambda k: "image" if k.requires_image else "text_only"),

@@ -25,10 +25,10 @@ class Key:
     """Everything grading and the exam results need to know about one question."""
 
     question_id: str
-    exam: int
-    block: str
-    number: int
-    section: Section
+    exam: int | None  # None: a benchmark without exam structure (English multiple choice)
+    block: str | None
+    number: int | None
+    section: Section | None
     type: QuestionType
     select: int
     letters: str
@@ -42,6 +42,8 @@ class Key:
     human_accuracy: float | None
     category: str | None
     gold: tuple[tuple[str, ...], ...]
+    attributes: tuple[tuple[str, str], ...] = ()
+    """The question's breakdown fields (e.g. medical_task, subject), sorted by name."""
 
     @property
     def counted(self) -> bool:
@@ -91,6 +93,7 @@ def compile_key(question: Question) -> Key:
         human_accuracy=question.human_accuracy,
         category=question.category,
         gold=tuple(tuple(a) for a in question.accepted_answers),
+        attributes=tuple(sorted((getattr(question, "attributes", None) or {}).items())),
     )
 
 

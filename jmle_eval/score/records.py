@@ -188,6 +188,9 @@ class RunSummary(SummaryPart):
     score: Score | None = None
     score_text_only: Points | None = None
     exams: dict[str, ExamResult] | None = Field(default=None, description="by exam number (as text)")
+    by_attribute: dict[str, dict[str, Tally]] | None = Field(
+        default=None, description="by each of the card's breakdowns (e.g. medical_task); absent when it names none"
+    )
     by_block: dict[str, Tally]
     by_section: dict[str, Tally]
     by_type: dict[str, Tally]
@@ -209,10 +212,11 @@ class RunSummary(SummaryPart):
     )
 
     @model_serializer(mode="wrap")
-    def _leave_out_absent_judges(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+    def _leave_out_absent_parts(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         data: dict[str, Any] = handler(self)
-        if self.judges is None:
-            data.pop("judges", None)
+        for name in ("judges", "by_attribute"):  # runs without them keep their old bytes
+            if getattr(self, name) is None:
+                data.pop(name, None)
         return data
 
     @property

@@ -105,7 +105,10 @@ def score_predictions(
     """Return one scored line per question (exam order) and the run's usage tally."""
     image_mode = info["image_mode"]
     mode = info.get("parse_mode") or "lenient"
-    marker = ((info.get("config") or {}).get("prompt") or {}).get("answer_marker") or ANSWER_MARKER
+    config = info.get("config") or {}
+    marker = (config.get("prompt") or {}).get("answer_marker") or ANSWER_MARKER
+    # the prompt's language picks the parser's rules; unknown (an imported run): the marker's script decides
+    language = (config.get("prompt") or {}).get("language") or (config.get("dataset") or {}).get("language")
     price = ((info.get("model") or {}).get("price")) or {}
     tally = UsageTally()
     items = []
@@ -120,7 +123,9 @@ def score_predictions(
             usage = record.get("usage") or {}
             tally.add(record, usage, record_cost(record, usage, price))
             if status == "ok":
-                parsed = parse(record.get("answer_text"), key.type, key.letters, mode=mode, marker=marker)
+                parsed = parse(
+                    record.get("answer_text"), key.type, key.letters, mode=mode, marker=marker, language=language
+                )
         items.append(scored_item(key, status, record, usage, parsed))
     return items, tally
 

@@ -203,7 +203,7 @@ def run_summary(
         score=score,
         score_text_only=score_text_only,
         exams=exams,
-        **breakdowns(pairs),
+        **breakdowns(pairs, list(card.get("breakdowns") or [])),
         parse=_parse([i for _, i in pairs if i.status == "ok"], info.get("parse_mode") or "lenient"),
         errors=len(error_ids),
         error_ids=error_ids,

@@ -38,7 +38,21 @@ from jmle_eval.testing.faults import FAULTS
 
 __all__ = ["DEFAULTS", "FAULTS", "FakeServer", "main", "serve"]
 
-_QID = re.compile(r"(?:【問題 |Question |Case )([0-9]{3}[A-I]-[0-9]+)")  # predict's header, a judge rubric's
+# The question id in a prompt: predict's Japanese header, its English one, a judge rubric's line.
+_QID = re.compile(r"【問題 ([0-9]{3}[A-I]-[0-9]+)】|^(?:Question|Case) ([A-Za-z0-9._-]+)[ \t]*$", re.MULTILINE)
+
+
+def question_id(messages: Any) -> str:
+    """Return the id of the question a request asks about (from its messages' text), or "?"."""
+    for message in messages if isinstance(messages, list) else []:
+        content = message.get("content") if isinstance(message, dict) else None
+        parts = content if isinstance(content, list) else [{"text": content}]
+        for part in parts:
+            text = part.get("text") if isinstance(part, dict) else None
+            if isinstance(text, str) and (m := _QID.search(text)):
+                return m.group(1) or m.group(2)
+    return "?"
+
 
 DEFAULTS: dict[str, Any] = {
     "latency": 0.0,  # seconds before every answer
@@ -122,8 +136,7 @@ class FakeServer:
             body = json.loads(await request.read())
         except json.JSONDecodeError:
             return web.json_response({"error": {"message": "request body is not JSON"}}, status=400)
-        m = _QID.search(json.dumps(body.get("messages", []), ensure_ascii=False))
-        qid = m.group(1) if m else "?"
+        qid = question_id(body.get("messages"))
         self.requests[qid] += 1
         if len(self.bodies) < 50:
             self.bodies.append(body)

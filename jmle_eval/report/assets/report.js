@@ -5,6 +5,7 @@
   const DATA = JSON.parse(document.getElementById("report-data").textContent);
   const RUNS = DATA.runs;
   const QS = DATA.questions;
+  const LANG = DATA.lang || "ja";
   const PAGE = 200;
   const GRADED = new Set(["C", "W", "P", "E"]);
   const WRONG = new Set(["W", "P", "E"]);
@@ -124,11 +125,12 @@
     state.page = Math.min(state.page, Math.max(0, Math.ceil(view.length / PAGE) - 1));
   }
 
+  const ATTRS = [...new Set(QS.flatMap((q) => Object.keys(q.attributes || {})))].slice(0, 3);
   const COLUMNS = [
     ["order", "id", (q) => q.id],
     ...(DATA.multi_exam ? [["exam", "exam", (q) => q.exam]] : []),
-    ["block", "block", (q) => q.block],
-    ["section", "section", (q) => q.section],
+    ...(QS.some((q) => q.block) ? [["block", "block", (q) => q.block], ["section", "section", (q) => q.section]] : []),
+    ...ATTRS.map((name) => [`attr:${name}`, name, (q) => (q.attributes || {})[name] || ""]),
     ["type", "type", (q) => (q.type === "multi" ? `multi-${q.select}` : q.type)],
     ["image", "image", (q) => (q.image ? "yes" : "no")],
     ["points", "points", (q) => q.points],
@@ -274,7 +276,7 @@
         el("div", { class: "judge-head" }, `⚖ ${who} · ${e.rubric}: `, el("strong", {}, judgeGrade(e)),
           agrees ? el("span", { class: `badge${e.agrees ? "" : " warn"}` }, agrees) : null,
           e.extracted ? el("span", { class: "muted" }, ` · read: ${e.extracted}`) : null),
-        e.rationale ? el("p", { class: "rationale", lang: "ja" }, e.rationale) : null);
+        e.rationale ? el("p", { class: "rationale", lang: LANG }, e.rationale) : null);
     }));
   }
 
@@ -292,13 +294,13 @@
     if (d.error) box.append(el("pre", { class: "error" }, `error: ${d.error}`));
     if (d.answer_text !== null || !d.error) {
       box.append(el("div", { class: "label muted" }, "answer text"),
-        el("pre", { class: "answer-text", lang: "ja" }, d.answer_text || "(empty answer)"));
+        el("pre", { class: "answer-text", lang: LANG }, d.answer_text || "(empty answer)"));
     }
     if (d.reasoning_text) {
       const details = el("details", { class: "reasoning" },
         el("summary", {}, `reasoning (${fmtInt(d.reasoning_chars)} characters)`));
       details.addEventListener("toggle", () => {  // the text becomes DOM only when someone reads it
-        if (details.open && details.childElementCount === 1) details.append(el("pre", { lang: "ja" }, d.reasoning_text));
+        if (details.open && details.childElementCount === 1) details.append(el("pre", { lang: LANG }, d.reasoning_text));
       });
       box.append(details);
     }
@@ -328,18 +330,19 @@
         el("button", { onclick: step(-1), disabled: pos <= 0, title: "previous in the filtered list (←)" }, "‹"),
         el("button", { onclick: step(1), disabled: pos < 0 || pos >= state.view.length - 1, title: "next (→)" }, "›"),
         el("button", { onclick: closeQuestion, title: "close (Esc)", id: "qview-close" }, "✕")),
-      el("div", { class: "meta" }, [`exam ${q.exam}`, `block ${q.block}`, `${q.section} section`,
+      el("div", { class: "meta" }, [q.exam ? `exam ${q.exam}` : null, q.block ? `block ${q.block}` : null, q.section ? `${q.section} section` : null,
+        ...Object.entries(q.attributes || {}).map(([k, v]) => `${k}: ${v}`),
         q.type === "multi" ? `choose ${q.select}` : q.type, `${q.points} point${q.points === 1 ? "" : "s"}`,
         q.human === null ? null : `examinees ${q.human.toFixed(1)} % correct`, q.category].filter(Boolean).join(" · ")),
-      q.case ? el("div", { class: "case", lang: "ja" }, q.case) : null,
-      el("div", { class: "stem", lang: "ja" }, q.stem),
+      q.case ? el("div", { class: "case", lang: LANG }, q.case) : null,
+      el("div", { class: "stem", lang: LANG }, q.stem),
       q.images.length ? el("div", { class: "images" }, q.images.map((n) => {
         const img = DATA.images[n];
         return el("img", { src: document.getElementById(`img-${n}`).textContent.trim(), alt: img.name, title: img.name,
           width: img.width, height: img.height, loading: "lazy" });
       })) : null,
       q.image && !q.images.length ? el("p", { class: "warn" }, "This question needs an image that the data set does not include.") : null,
-      el("ol", { class: "choices", lang: "ja" }, q.choices.map(([letter, text]) =>
+      el("ol", { class: "choices", lang: LANG }, q.choices.map(([letter, text]) =>
         el("li", { class: q.gold.some((a) => a.includes(letter)) ? "gold" : null },
           `${letter}　${text}`, q.kinki.includes(letter) ? el("span", { class: "kinki" }, "prohibited choice (unofficial)") : null))),
       el("p", { class: "gold-line" }, el("strong", {}, "Gold answer: "), goldText(q),
