@@ -141,13 +141,15 @@ class Dataset:
     blocks: Any = None
     exams: dict[str, Any] = field(default_factory=dict)
     overrides: dict[str, Any] = field(default_factory=dict)
-    # Sets without exams (English multiple choice, dataset=custom). Unset, they change no earlier card's version.
     breakdowns: list[str] = field(default_factory=list)  # Question.attributes the leaderboard breaks accuracy down by
     subsets: dict[str, Any] = field(default_factory=dict)  # subset name -> its source file(s) (MedXpertQA: text, mm)
     subset: str | None = None  # which of the card's subsets to load; null: all
     images_dir: str | None = None  # local copy of image files the source names but does not ship
     fields: dict[str, Any] = field(default_factory=dict)  # custom: part -> field of the file (id, question, ...)
     format: str | None = None  # custom: jsonl | csv | hf (a Hugging Face datasets folder); null: from the name
+    include_no_context: bool = False  # nejm: keep the cases whose text alone carries no clinical context
+    sample: int | None = None  # any set: random.Random(seed).sample(sorted ids, sample), kept in data set order
+    seed: int = 0
 
 
 @dataclass

@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 Section = Literal["required", "general"]
 """必修 (required) or 一般・臨床 (general and clinical), as the exam defines them."""
 
-QuestionType = Literal["single", "multi", "numeric"]
-"""One letter, several letters (``select`` says how many), or a number."""
+QuestionType = Literal["single", "multi", "numeric", "free"]
+"""One letter, several letters (``select`` says how many), a number, or free text graded by a judge (a diagnosis)."""
 
 Status = Literal["ok", "error"]
 
@@ -60,12 +60,13 @@ class Question(BaseModel):
     number: int | None = Field(default=None, ge=1)
     section: Section | None = None
     type: QuestionType
-    select: int = Field(ge=1, description="how many letters to choose (1 for numeric)")
+    select: int = Field(ge=1, description="how many letters to choose (1 for numeric and free)")
     stem: str
     choices: list[tuple[str, str]] = Field(default_factory=list)
     accepted_answers: list[list[str]] = Field(
         min_length=1,
-        description="each inner list is one accepted answer: letters (sorted) or one number string",
+        description="each inner list is one accepted answer: letters (sorted), one number string, or one reference "
+        "text (free: the reference diagnosis)",
     )
     all_credited: bool = Field(
         default=False, description="every candidate gets the points (e.g. 116A71 in IgakuQA's grader)"

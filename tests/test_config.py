@@ -34,6 +34,9 @@ BEFORE = {
     "dataset=medxpertqa": "c7ca1a5d9f35473b",
     "dataset=medxpertqa_sampled": "9000c4b8f279fa6c",
     "dataset=mmlu_medical": "50a94d976c3ab785",
+    # the NEJM Image Challenge cards (issue 18), as first written
+    "dataset=nejm": "4addae392e104c0c",
+    "dataset=nejm_dx": "8f371ef61c146e4a",
     "model=claude_opus_4_6": "c49cb9a4558cfbe3",
     "model=claude_sonnet_4_6": "3a2629f31caa7198",
     "model=gemini_3_1_pro": "b2018b68f622ffed",
@@ -100,7 +103,11 @@ def _now(name: str) -> str:
         return _digest(provider)
     if group == "dataset":
         card = _composed([name])["dataset"]
-        assert card.pop("grader") == ("exam" if card["name"] in ("igakuqa", "igakuqa119", "jmle2026") else "choice")
+        grader = {"igakuqa": "exam", "igakuqa119": "exam", "jmle2026": "exam", "nejm_dx": "judge"}
+        assert card.pop("grader") == grader.get(card["name"], "choice")
+        for key, default in (("seed", 0), ("include_no_context", False)):  # issue 18's keys, at their defaults
+            if card[key] == default:
+                card.pop(key)
         return _digest(card)
     cfg = compose([name, "provider=vllm"])
     model = OmegaConf.to_container(cfg.model, resolve=False)

@@ -5,27 +5,42 @@ where the files are, which reader understands them, and the exam rules:
 required blocks, points, pass criteria and per-question overrides. Sets without
 exams (English multiple choice, a researcher's own file) keep their file order,
 one point per question, and the source's breakdown fields in ``attributes``.
+
+``dataset.sample=N dataset.seed=S`` (every set) keeps N questions of those left after every other filter:
+``random.Random(S).sample(sorted(ids), N)``, in the data set's own order. A sample is part of the data set
+version; without one the version is what it always was.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import random
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from jmle_eval.datasets import custom, english, fetch, text
+from jmle_eval.datasets import custom, english, fetch, nejm, text
 from jmle_eval.datasets.images import check_images, images_available, missing_images
+from jmle_eval.datasets.remote_images import fetch_images
 from jmle_eval.datasets.sources import READERS, Fields
 from jmle_eval.errors import UserError
 from jmle_eval.schema import Question, Section
 
-__all__ = ["check_images", "dataset_version", "images_available", "load", "missing_images", "source_of"]
+__all__ = [
+    "check_images",
+    "dataset_version",
+    "fetch_images",
+    "images_available",
+    "left_out",
+    "load",
+    "missing_images",
+    "source_of",
+]
 
-CHOICE_READERS = {"medxpertqa": english.read}
+CHOICE_READERS = {"medxpertqa": english.read, "nejm": nejm.read, nejm.FREE_LOADER: nejm.read}
 """Readers of sets without exams: (folder, card) → question fields."""
 CUSTOM = "custom"
 
@@ -64,9 +79,11 @@ def dataset_version(card: Mapping[str, Any]) -> str:
     }
     if card.get("subset") not in (None, english.ALL):
         payload["subset"] = card["subset"]
-    for key in ("fields", "format"):
+    for key in ("fields", "format", "include_no_context"):
         if card.get(key):
             payload[key] = card[key]
+    if card.get("sample") is not None:
+        payload["sample"], payload["seed"] = card["sample"], card.get("seed") or 0
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()
     return f"{commit[:7]}-{hashlib.sha256(blob).hexdigest()[:8]}"
 
@@ -178,8 +195,45 @@ def _folder(card: Mapping[str, Any], data_dir: str | Path) -> Path:
     )
 
 
+def _whole(card: Mapping[str, Any], key: str, default: int | None) -> int | None:
+    value = card.get(key, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or (key == "sample" and value < 1):
+        raise UserError(
+            f"dataset.{key}={value!r} must be a whole number" + (" of at least 1." if key == "sample" else ".")
+        )
+    return value
+
+
+def sampled(card: Mapping[str, Any], questions: list[Question]) -> list[Question]:
+    """Return ``dataset.sample`` questions: ``random.Random(seed).sample(sorted ids, sample)``, in the given order."""
+    size, seed = _whole(card, "sample", None), _whole(card, "seed", 0)
+    if size is None:
+        return questions
+    if size > len(questions):
+        raise UserError(
+            f"dataset.sample={size}, but data set '{card.get('name')}' has only {len(questions)} questions with its "
+            f"current filters. Ask for at most {len(questions)}, or leave dataset.sample out for all of them."
+        )
+    chosen = set(random.Random(seed).sample(sorted(q.id for q in questions), size))
+    return [q for q in questions if q.id in chosen]
+
+
+def left_out(card: Mapping[str, Any], *, data_dir: str | Path = "data") -> int:
+    """Return how many of the source's cases the card leaves out before sampling (nejm: no clinical context)."""
+    if card.get("loader") not in ("nejm", nejm.FREE_LOADER):
+        return 0
+    return nejm.left_out(_folder(card, data_dir), card)
+
+
 def load(card: Mapping[str, Any], *, data_dir: str | Path = "data") -> list[Question]:
-    """Return the card's questions: an exam set's by ``years`` and ``blocks`` in exam order, others in file order."""
+    """Return the card's questions (an exam set's by ``years`` and ``blocks`` in exam order, others in file
+    order), then the ``dataset.sample`` of them when one is asked for."""
+    return sampled(card, _load(card, data_dir))
+
+
+def _load(card: Mapping[str, Any], data_dir: str | Path) -> list[Question]:
     name, loader = card.get("name"), str(card.get("loader", ""))
     if loader == CUSTOM:
         return _choice_questions(card, custom.read(card))
