@@ -28,6 +28,7 @@ from jmle_eval.predict.job import Job, prediction_record
 from jmle_eval.predict.plan import api_key, model_inputs, model_summary, request_template, select
 from jmle_eval.predict.settings import Settings, check_output_folder, read_settings
 from jmle_eval.schema import Judgment, Question, judgment_problem
+from jmle_eval.score.runs import SELECTION, run_card
 
 if TYPE_CHECKING:
     from jmle_eval.predict.replies import Reply
@@ -244,8 +245,14 @@ def plans(cfg: Mapping[str, Any]) -> list[JudgePlan]:
         "reread": _reread_attempts(judge.get("reread_attempts", 3)),
     }
     runs = prediction_runs(cfg)
-    questions = datasets.load(cfg["dataset"], data_dir=cfg["paths"]["data"])
-    jobs = [_plan_run(cfg, run, common, questions) for run in runs]
+    loaded: dict[str, list[Question]] = {}
+    jobs = []
+    for run in runs:  # each run is judged on the question set it was asked (a sample, a subset: run.json)
+        card = run_card(cfg["dataset"], run)
+        tag = json.dumps({k: card.get(k) for k in SELECTION}, sort_keys=True)
+        if tag not in loaded:
+            loaded[tag] = datasets.load(card, data_dir=cfg["paths"]["data"])
+        jobs.append(_plan_run({**cfg, "dataset": card}, run, common, loaded[tag]))
     if not any(job.selected for job in jobs):
         what = "answered prediction" if rubric.applies_to == "any" else "answered multiple-choice prediction"
         raise UserError(

@@ -241,6 +241,8 @@ def plan(cfg: Mapping[str, Any], *, load: bool = True) -> Plan:
     if load:
         questions = datasets.load(cfg["dataset"], data_dir=cfg["paths"]["data"])
         chosen = select(questions, image_mode, ids=settings.ids, limit=settings.limit, shard=settings.shard)
+        if image_mode == "vision" and (cfg["dataset"].get("source") or {}).get("images"):
+            chosen = datasets.fetch_images(cfg["dataset"], chosen, cfg["paths"]["data"])  # NEJM: fetched, cached
         check_images(chosen, image_mode)  # vision needs every image file (MedXpertQA's are not shipped)
         done = store.finished_ids(run_dir, retry_errors=settings.retry_errors)
         result.selected = len(chosen)

@@ -33,7 +33,7 @@ DEFAULT_LANGUAGE = "ja"
 
 REQUIRED_KEYS = ("system", "header", "case", "choose_one", "choose_n", "numeric", "blind", "vision", "answer_line")
 """Every template has these strings; ``choice`` (one choice line, default ``{letter}　{text}``) is optional."""
-_OPTIONAL_KEYS = ("choice", "marker")  # marker: the default answer line (absent: ANSWER_MARKER)
+_OPTIONAL_KEYS = ("choice", "marker", "free", "free_example")  # marker: the default answer line (absent: ANSWER_MARKER)
 _CHOICE_LINE = "{letter}\u3000{text}"
 
 
@@ -132,12 +132,17 @@ def render_text(
         parts.append(
             "\n".join(line.format(letter=letter, LETTER=letter.upper(), text=text) for letter, text in question.choices)
         )
-    if question.type == "numeric":
+    if question.type == "free":  # a free-text answer (a diagnosis), graded by a judge
+        if "free" not in t:
+            raise UserError(f"Prompt template {language}/{version} has no 'free' text for free-text questions.")
+        parts.append(t["free"])
+    elif question.type == "numeric":
         parts.append(t["numeric"])
     else:
         parts.append(t["choose_one"] if question.select == 1 else t["choose_n"].format(n=question.select))
     example = _example(question)
-    parts.append(t["answer_line"].format(marker=marker, example=example, EXAMPLE=example.upper()))
+    upper = t.get("free_example", example) if question.type == "free" else example.upper()
+    parts.append(t["answer_line"].format(marker=marker, example=example, EXAMPLE=upper))
     return "\n\n".join(parts)
 
 

@@ -53,6 +53,8 @@ def markdown(ranked: Sequence[RunSummary]) -> list[str]:
     lines: list[str] = []
     for name in fields(ranked):
         values = sorted({v for s in ranked for v in _tallies(s, name)})
+        if not values:  # e.g. free-text answers: no parsed accuracy to break down
+            continue
         sizes = {v: max(_tallies(s, name)[v].n for s in ranked if v in _tallies(s, name)) for v in values}
         header = ["Model", *(f"{v} (n={sizes[v]})" for v in values)]
         lines += ["", f"## Accuracy by {name}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

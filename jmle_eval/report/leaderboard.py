@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from jmle_eval.report import baselines
 from jmle_eval.report.judge_columns import grade_of_record, judge_columns, record_columns
 from jmle_eval.score.records import Accuracy, ExamResult, Points, RunSummary, Score
 
@@ -26,6 +27,8 @@ def settings_label(summary: RunSummary) -> str:
         parts.append(f"effort {model.reasoning_effort}")
     if s.parse_mode != "lenient":
         parts.append(f"parse {s.parse_mode}")
+    if s.question_set:
+        parts.append(s.question_set)
     return ", ".join(p for p in parts if p)
 
 
@@ -76,6 +79,7 @@ def row_all(summary: RunSummary) -> dict[str, Any]:
         cost_usd=summary.cost_usd,
     )
     row.update(judge_columns(summary))
+    row.update(baselines.columns(summary))
     return row
 
 
@@ -133,8 +137,9 @@ def rank(summaries: Sequence[RunSummary], text_only: bool = False) -> list[RunSu
 def tables(summaries: Sequence[RunSummary]) -> dict[str, list[dict[str, Any]]]:
     """Return the leaderboard tables: ``all``, ``text_only`` and the long ``exams`` table."""
     ranked = rank(summaries)
+    reference = baselines.reference_row(ranked)
     return {
-        "all": [row_all(s) for s in ranked],
+        "all": [row_all(s) for s in ranked] + ([reference] if reference else []),
         "text_only": [row_text_only(s) for s in rank(summaries, text_only=True)],
         "exams": [r for s in ranked for r in exam_rows(s)],
     }

@@ -182,15 +182,53 @@ def cost_scatter(dataset: str, ranked: Sequence[RunSummary]) -> bytes:
     return data
 
 
+def judge_panels(dataset: str, ranked: Sequence[RunSummary]) -> bytes | None:
+    """Return two panels for a set graded by a 0–10 judge: overall score % and exact rate %, each with its CI."""
+    graded = [(s, g) for s in ranked if (g := grade_of_record(s)) is not None and g.exact is not None]
+    if not graded:
+        return None
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 0.5 * len(graded) + 1.6), sharey=True)
+    labels = [s.label + ("" if s.settings.image_mode == "vision" else " (text only)") for s, _ in graded]
+    panels = (
+        ("Overall score (mean / 10)", [(g.pct or 0.0, g.pct_ci95) for _, g in graded]),
+        ("Exact diagnosis rate (score 10)", [_share_pct(g.exact) for _, g in graded]),
+    )
+    for ax, (title, bars) in zip(axes, panels, strict=True):
+        values = [v for v, _ in bars]
+        errors = [[v - ci[0] if ci else 0 for v, ci in bars], [ci[1] - v if ci else 0 for v, ci in bars]]
+        ax.barh(range(len(bars)), values, xerr=errors, color=_NO_VERDICT, capsize=3)
+        for y, v in enumerate(values):
+            ax.text(v + 1, y, f"{v:.1f}%", va="center", fontsize=8)
+        ax.set_xlim(0, 105)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("% with 95 % bootstrap CI")
+    axes[0].set_yticks(range(len(labels)), labels)
+    axes[0].invert_yaxis()
+    rubric = graded[0][0].judges.grade_of_record if graded[0][0].judges else ""
+    fig.suptitle(f"{dataset}: judged by {rubric}", y=1.04)
+    data = _png(fig)
+    plt.close(fig)
+    return data
+
+
+def _share_pct(share: Any) -> tuple[float, tuple[float, float] | None]:
+    rate = 100 * (share.rate or 0.0)
+    return rate, (100 * share.ci95[0], 100 * share.ci95[1]) if share.ci95 else None
+
+
 def write_all(dataset: str, card: Mapping[str, Any], ranked: Sequence[RunSummary], folder: Path) -> list[Path]:
-    """Write ``<dataset>.png``, ``.blocks.png`` and ``.cost.png``; return their paths."""
+    """Write ``<dataset>.png``, ``.blocks.png`` (sets with blocks), ``.cost.png`` and, for a 0–10 judge,
+    ``.judge.png``; return their paths."""
     from jmle_eval.io import write_file as write_atomic
 
-    figures = {
-        folder / f"{dataset}.png": score_bars(dataset, card, ranked),
-        folder / f"{dataset}.blocks.png": block_heatmap(dataset, ranked),
-        folder / f"{dataset}.cost.png": cost_scatter(dataset, ranked),
-    }
+    figures = {folder / f"{dataset}.png": score_bars(dataset, card, ranked)}
+    if any(s.by_block for s in ranked):  # sets without blocks (English, NEJM) get no empty heat map
+        figures[folder / f"{dataset}.blocks.png"] = block_heatmap(dataset, ranked)
+    figures[folder / f"{dataset}.cost.png"] = cost_scatter(dataset, ranked)
+    panels = judge_panels(dataset, ranked)
+    if panels is not None:
+        figures[folder / f"{dataset}.judge.png"] = panels
     for path, data in figures.items():
         write_atomic(path, data)
     return list(figures)

@@ -14,8 +14,8 @@ from typing import Any
 
 from jmle_eval.io import dump_json
 from jmle_eval.io import write_file as write_atomic
-from jmle_eval.report import breakdowns
-from jmle_eval.report.leaderboard import rank, tables
+from jmle_eval.report import baselines, breakdowns
+from jmle_eval.report.leaderboard import rank, settings_label, tables
 from jmle_eval.report.render import markdown
 from jmle_eval.score.records import RunSummary
 
@@ -56,6 +56,8 @@ def write(
         ),
         folder / f"{dataset}.md": markdown(dataset, card, rank(summaries), rank(summaries, text_only=True)),
     }
+    if any(s.readers for s in summaries):  # human readers as a reference (NEJM Image Challenge)
+        written[folder / f"{dataset}.md"] += "\n".join(baselines.markdown(rank(summaries), settings_label)) + "\n"
     if any(s.by_attribute for s in summaries):  # the card's breakdowns (English benchmarks)
         long = breakdowns.rows(rank(summaries))
         written[folder / f"{dataset}.breakdowns.csv"] = to_csv(long)

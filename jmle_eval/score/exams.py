@@ -185,7 +185,9 @@ def _tally(pairs: Pairs, label: Callable[[Key], str | None]) -> dict[str, Tally]
 
 def graded_pairs(keys: Sequence[Key], items: Sequence[ScoredItem]) -> list[tuple[Key, ScoredItem]]:
     """Return the (key, item) pairs that count in accuracy: answered (file present), not excluded."""
-    return [(k, i) for k, i in zip(keys, items, strict=True) if k.counted and i.status in ANSWERED]
+    return [
+        (k, i) for k, i in zip(keys, items, strict=True) if k.counted and i.status in ANSWERED and k.type != "free"
+    ]  # a free-text answer has no parsed grade: only a judge grades it
 
 
 def _attribute(name: str, key: Key) -> str | None:

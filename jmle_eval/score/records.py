@@ -119,6 +119,17 @@ class VsHuman(SummaryPart):
     by_human_accuracy: dict[str, Tally]
 
 
+class Readers(SummaryPart):
+    """Human readers as a baseline (votes per option, e.g. the NEJM Image Challenge; ``score.readers``)."""
+
+    cases: int = Field(description="counted questions with reader votes (the run's whole set)")
+    mean_accuracy: float = Field(description="mean vote share of the right option: a random reader's accuracy")
+    majority_accuracy: float = Field(description="share of cases where the readers' most-voted option is right")
+    agreement_n: int = Field(description="answered questions with reader votes")
+    agreement: int = Field(description="of those, the model chose the readers' most-voted option")
+    agreement_rate: float | None
+
+
 class QuestionCounts(SummaryPart):
     """How many questions the data set has, and what became of them in this run."""
 
@@ -158,6 +169,16 @@ class RunSettings(SummaryPart):
     parse_mode: str
     prompt_version: RunValue
     provider: RunValue
+    question_set: str | None = Field(
+        default=None, description="how the run's questions were chosen (subset, sample); absent: the whole set"
+    )
+
+    @model_serializer(mode="wrap")
+    def _leave_out_whole_set(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if self.question_set is None:
+            data.pop("question_set", None)
+        return data
 
 
 class Bootstrap(SummaryPart):
@@ -188,6 +209,7 @@ class RunSummary(SummaryPart):
     score: Score | None = None
     score_text_only: Points | None = None
     exams: dict[str, ExamResult] | None = Field(default=None, description="by exam number (as text)")
+    readers: Readers | None = Field(default=None, description="human readers' baseline; absent without votes")
     by_attribute: dict[str, dict[str, Tally]] | None = Field(
         default=None, description="by each of the card's breakdowns (e.g. medical_task); absent when it names none"
     )
@@ -214,7 +236,7 @@ class RunSummary(SummaryPart):
     @model_serializer(mode="wrap")
     def _leave_out_absent_parts(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         data: dict[str, Any] = handler(self)
-        for name in ("judges", "by_attribute"):  # runs without them keep their old bytes
+        for name in ("judges", "by_attribute", "readers"):  # runs without them keep their old bytes
             if getattr(self, name) is None:
                 data.pop(name, None)
         return data

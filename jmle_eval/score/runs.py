@@ -67,6 +67,19 @@ def loads(data: bytes) -> Any:
         raise ValueError("is not valid JSON (truncated or corrupt)") from exc
 
 
+SELECTION = ("subset", "sample", "seed", "include_no_context")
+"""Card keys that choose a run's question set: a run is graded on the set it was asked (recorded in run.json)."""
+
+
+def run_card(card: Mapping[str, Any], run_dir: Path) -> dict[str, Any]:
+    """Return the card with the question-set choices the run was made with (``dataset.sample=50`` …)."""
+    try:
+        recorded = ((read_json(run_dir / "run.json") or {}).get("config") or {}).get("dataset") or {}
+    except (ValueError, AttributeError):
+        recorded = {}  # an unreadable run.json is reported by score_run
+    return {**card, **{k: recorded[k] for k in SELECTION if isinstance(recorded, dict) and k in recorded}}
+
+
 def read_run_info(run_dir: Path, dataset: str) -> dict[str, Any]:
     """Return a run's ``run.json``, checked; raise ValueError with the reason to skip the run."""
     path = run_dir / "run.json"

@@ -34,11 +34,13 @@ from jmle_eval.score.judgments import judgments_folder, read_judge_runs
 from jmle_eval.score.parse import Parsed, parse
 from jmle_eval.score.records import RunSummary
 from jmle_eval.score.runs import (
+    SELECTION,
     Skipped,
     check_predictions_dir,
     discover,
     read_predictions,
     read_run_info,
+    run_card,
     select_runs,
 )
 from jmle_eval.score.summary import UsageTally, record_cost, run_summary
@@ -122,7 +124,7 @@ def score_predictions(
         if record is not None and status != "not_asked":
             usage = record.get("usage") or {}
             tally.add(record, usage, record_cost(record, usage, price))
-            if status == "ok":
+            if status == "ok" and key.type != "free":  # free text has no parser: a judge grades it
                 parsed = parse(
                     record.get("answer_text"), key.type, key.letters, mode=mode, marker=marker, language=language
                 )
@@ -217,11 +219,15 @@ def _score_dataset(
     paths = {k: Path(v) for k, v in settings["paths"].items()}
     card = load_card(name, settings.get("dataset") or None)
     grader_of(card)  # a grader that does not exist (or not yet) stops here, before any run is read
-    keys = load_keys(card, os.fspath(paths["data"]))
-    version = dataset_version(card)
+    variants: dict[str, tuple[dict[str, Any], list[Key], str]] = {}
     scored = []
     for run_dir in run_dirs:  # one run's scored lines in memory at a time: 2,000 questions × 50 runs fit anywhere
-        if run := score_run(run_dir, name, keys, card, bootstrap, skipped, version, paths.get("judgments")):
+        own = run_card(card, run_dir)
+        tag = json.dumps({k: own.get(k) for k in SELECTION}, sort_keys=True)
+        if tag not in variants:  # each question set (e.g. a sample) is loaded once
+            variants[tag] = (own, load_keys(own, os.fspath(paths["data"])), dataset_version(own))
+        own, keys, version = variants[tag]
+        if run := score_run(run_dir, name, keys, own, bootstrap, skipped, version, paths.get("judgments")):
             write_run(run, paths["scored"])
             scored.append(run.summary)
     if scored:

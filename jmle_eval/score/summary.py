@@ -20,6 +20,7 @@ from jmle_eval.score.exams import breakdowns, graded_pairs
 from jmle_eval.score.grade import Key
 from jmle_eval.score.graders import exam_parts, grader_of
 from jmle_eval.score.judge_records import JudgeSection
+from jmle_eval.score.readers import readers
 from jmle_eval.score.records import (
     Accuracy,
     AccuracySplit,
@@ -114,7 +115,19 @@ def as_text(value: Any) -> str | None:
     return value if value is None or isinstance(value, str) else str(value)
 
 
-def _run_parts(info: Mapping[str, Any]) -> dict[str, Any]:
+def question_set(card: Mapping[str, Any]) -> str | None:
+    """Return how a run's questions were chosen (``subset text, sample 50 (seed 42)``), or None for the whole set."""
+    parts = []
+    if card.get("subset") not in (None, "all"):
+        parts.append(f"subset {card['subset']}")
+    if card.get("include_no_context"):
+        parts.append("with no-context cases")
+    if card.get("sample") is not None:
+        parts.append(f"sample {card['sample']} (seed {card.get('seed') or 0})")
+    return ", ".join(parts) or None
+
+
+def _run_parts(info: Mapping[str, Any], card: Mapping[str, Any]) -> dict[str, Any]:
     """Return who answered and with what settings, as run.json records them."""
     model = info.get("model") or {}
     return {
@@ -130,6 +143,7 @@ def _run_parts(info: Mapping[str, Any]) -> dict[str, Any]:
             parse_mode=info.get("parse_mode") or "lenient",
             prompt_version=info.get("prompt_version"),
             provider=info.get("provider"),
+            question_set=question_set(card),
         ),
         "source": info.get("source"),
     }
@@ -151,6 +165,7 @@ def _questions(keys: Sequence[Key], items: Sequence[ScoredItem]) -> QuestionCoun
 
 def _parse(ok: Sequence[ScoredItem], mode: str) -> ParseStats:
     """Return parse statistics over the graded answers (excluded questions left out, like every other count)."""
+    ok = [i for i in ok if i.type != "free"]  # free-text answers are not parsed (a judge grades them)
     failures = sorted(i.question_id for i in ok if i.parse_rule is None)
     strict = sum(i.strict for i in ok)
     lenient = mode == "lenient"
@@ -193,7 +208,7 @@ def run_summary(
         dataset=dataset,
         dataset_version=as_text(info.get("dataset_version")),
         dataset_version_scored=current_version,
-        **_run_parts(info),
+        **_run_parts(info, card),
         questions=questions,
         accuracy=AccuracySplit(
             all=accuracy(pairs, bootstrap),
@@ -204,6 +219,7 @@ def run_summary(
         score_text_only=score_text_only,
         exams=exams,
         **breakdowns(pairs, list(card.get("breakdowns") or [])),
+        readers=readers(keys, pairs),
         parse=_parse([i for _, i in pairs if i.status == "ok"], info.get("parse_mode") or "lenient"),
         errors=len(error_ids),
         error_ids=error_ids,
