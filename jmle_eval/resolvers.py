@@ -21,17 +21,21 @@ from jmle_eval.io import blocking_file
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=-]+")
 
 
-def run_name(model_name: str, task_overrides: list[str], ignore: list[str], aliases: Mapping[str, str]) -> str:
-    """Return ``<model>`` plus the answer-changing overrides, e.g. ``gpt_oss_120b-effort_high``.
+_ANSWER_GROUPS = ("model.", "prompt.")
+_ANSWER_KEYS = ("image_mode", "dataset.language")  # dataset.language=en: the same exam asked in its translation
 
-    Only ``model.*``, ``prompt.*`` and ``image_mode`` overrides change answers;
-    the rest (provider, run, paths, server, dataset selection) do not, so a
-    resumed or re-sharded run keeps its name.
+
+def run_name(model_name: str, task_overrides: list[str], ignore: list[str], aliases: Mapping[str, str]) -> str:
+    """Return ``<model>`` plus the answer-changing overrides, e.g. ``gpt_oss_120b-effort_high`` or ``gpt_oss_120b-en``.
+
+    Only ``model.*``, ``prompt.*``, ``image_mode`` and ``dataset.language`` overrides
+    change answers; the rest (provider, run, paths, server, dataset selection) do
+    not, so a resumed or re-sharded run keeps its name.
     """
     parts = [model_name]
     for item in sorted(task_overrides):
         key, _, value = item.lstrip("+~").partition("=")
-        if not (key.startswith(("model.", "prompt.")) or key == "image_mode"):
+        if not (key.startswith(_ANSWER_GROUPS) or key in _ANSWER_KEYS):
             continue
         if any(key == i or key.startswith(i + ".") for i in ignore):
             continue

@@ -227,7 +227,7 @@ def english_template(tmp_path, monkeypatch):
 def test_a_language_is_a_template_file_and_the_card_or_prompt_language_picks_it(english_template, tmp_path):
     assert prompts.languages() == ["en", "ja"] and prompts.template_hash("v1") == V1_TEMPLATE_HASH
     cfg = to_plain(compose([f"paths.predictions={tmp_path / 'predictions'}"]))
-    cfg["dataset"]["language"] = "en"
+    cfg["prompt"]["language"] = "en"  # an English prompt around Japanese questions (the card picks it for English sets)
     job = plan.plan(cfg)
     inputs = job.header["fingerprint_inputs"]
     assert (job.prompt_language, inputs["prompt.language"]) == ("en", "en")

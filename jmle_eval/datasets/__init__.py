@@ -9,6 +9,10 @@ one point per question, and the source's breakdown fields in ``attributes``.
 ``dataset.sample=N dataset.seed=S`` (every set) keeps N questions of those left after every other filter:
 ``random.Random(S).sample(sorted(ids), N)``, in the data set's own order. A sample is part of the data set
 version; without one the version is what it always was.
+
+``dataset.language=en`` on an exam set reads its upstream English translation (IgakuQA's
+``_translate.jsonl``): the text changes, ids, key, points and exam rules do not. The language is part
+of the version only then, so the Japanese versions stay as they were.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +29,7 @@ from pydantic import ValidationError
 from jmle_eval.datasets import custom, english, fetch, nejm, text
 from jmle_eval.datasets.images import check_images, images_available, missing_images
 from jmle_eval.datasets.remote_images import fetch_images
-from jmle_eval.datasets.sources import READERS, Fields
+from jmle_eval.datasets.sources import READERS, TRANSLATED, Fields
 from jmle_eval.errors import UserError
 from jmle_eval.schema import Question, Section
 
@@ -46,6 +50,9 @@ CUSTOM = "custom"
 
 LOADER_VERSION = "1"
 """Bump when a reader changes what questions look like; it is part of the data set version."""
+
+ORIGINAL_LANGUAGE = "ja"
+"""The language the exam sets are printed in; ``dataset.language=en`` reads an upstream translation where one exists."""
 
 _OVERRIDABLE = {"accepted_answers", "points", "all_credited", "correct_only", "choices", "stem", "select"}
 
@@ -82,6 +89,8 @@ def dataset_version(card: Mapping[str, Any]) -> str:
     for key in ("fields", "format", "include_no_context"):
         if card.get(key):
             payload[key] = card[key]
+    if card["loader"] in READERS and (card.get("language") or ORIGINAL_LANGUAGE) != ORIGINAL_LANGUAGE:
+        payload["language"] = card["language"]  # a translation: other text, the same key
     if card.get("sample") is not None:
         payload["sample"], payload["seed"] = card["sample"], card.get("seed") or 0
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()
@@ -233,18 +242,35 @@ def load(card: Mapping[str, Any], *, data_dir: str | Path = "data") -> list[Ques
     return sampled(card, _load(card, data_dir))
 
 
+def _exam_reader(card: Mapping[str, Any]) -> Callable[[Path], list[Fields]]:
+    """Return the reader of an exam set in the card's ``language``: the printed exam, or an upstream translation."""
+    name, loader = card.get("name"), str(card.get("loader", ""))
+    if loader not in READERS:
+        raise UserError(
+            f"Data set '{name}' names loader '{card.get('loader')}', which does not exist. "
+            f"Available loaders: {', '.join(sorted([*READERS, *CHOICE_READERS, CUSTOM]))}."
+        )
+    language = str(card.get("language") or ORIGINAL_LANGUAGE)
+    if language == ORIGINAL_LANGUAGE:
+        return READERS[loader]
+    reader = TRANSLATED.get(loader, {}).get(language)
+    if reader is None:
+        having = sorted(n for n, by_language in TRANSLATED.items() if language in by_language)
+        which = f"only dataset={' / '.join(having)} has one" if having else "no exam set has one"
+        raise UserError(
+            f"dataset.language={language}: data set '{name}' has no {language} translation upstream ({which}). "
+            "Leave dataset.language out to ask its questions in Japanese."
+        )
+    return reader
+
+
 def _load(card: Mapping[str, Any], data_dir: str | Path) -> list[Question]:
     name, loader = card.get("name"), str(card.get("loader", ""))
     if loader == CUSTOM:
         return _choice_questions(card, custom.read(card))
     if loader in CHOICE_READERS:
         return _choice_questions(card, CHOICE_READERS[loader](_folder(card, data_dir), card))
-    reader = READERS.get(loader)
-    if reader is None:
-        raise UserError(
-            f"Data set '{name}' names loader '{card.get('loader')}', which does not exist. "
-            f"Available loaders: {', '.join(sorted([*READERS, *CHOICE_READERS, CUSTOM]))}."
-        )
+    reader = _exam_reader(card)
     folder = _folder(card, data_dir)
     overrides = {text.normalise_id(k): v for k, v in (card.get("overrides") or {}).items()}
     questions = [_question(card, row, overrides) for row in reader(folder)]

@@ -1,5 +1,8 @@
 """Readers for the three upstream formats: files on disk → question fields (dicts).
 
+IgakuQA also ships an English translation of every question; :func:`igakuqa_en` reads it
+with the Japanese key (``TRANSLATED``, picked by the card's ``language``).
+
 Each reader knows one source's quirks and nothing about exam rules: points,
 sections and per-question overrides are applied afterwards from the data set
 card (``jmle_eval.datasets.load``).
@@ -202,4 +205,46 @@ def igakuqa(folder: Path) -> list[Fields]:
     return out
 
 
+def _english_text(path: Path) -> dict[str, tuple[str, list[str]]]:
+    """Return ``{id: (stem, choice texts)}`` of one ``_translate.jsonl`` file (``problem_text_en``, ``choices_en``)."""
+    if not path.is_file():
+        raise UserError(
+            f"{path} is missing: the English questions of IgakuQA are its upstream _translate.jsonl files. "
+            "Re-download the data set (or copy those files into your local copy) and keep dataset.verify=true."
+        )
+    with reading(path):
+        return {
+            text.normalise_id(r["problem_id"]): (r["problem_text_en"].strip(), [c.strip() for c in r["choices_en"]])
+            for r in read_jsonl(path)
+        }
+
+
+def igakuqa_en(folder: Path) -> list[Fields]:
+    """Read IgakuQA in English: :func:`igakuqa` with the stem and choice texts of ``{exam}-{block}_translate.jsonl``.
+
+    Only the text is taken from the translation; ids, key, points, image flags and metadata are the Japanese
+    file's, so both languages are graded alike. Choices keep the letters a–e in the order of the Japanese file.
+    """
+    english: dict[str, tuple[str, list[str]]] = {}
+    for path in sorted((folder / "data").glob("*/*-?.jsonl")):
+        english.update(_english_text(path.with_name(path.stem + "_translate.jsonl")))
+    rows = igakuqa(folder)
+    for row in rows:
+        stem, choices = english.pop(row["id"], ("", []))
+        if not stem or len(choices) != len(row["choices"]):
+            raise UserError(
+                f"The English translation of IgakuQA question {row['id']} is missing or has {len(choices)} choices "
+                f"for the Japanese {len(row['choices'])}: the _translate.jsonl files do not match the questions. "
+                "Re-download the data set and keep dataset.verify=true."
+            )
+        row["stem"] = stem
+        row["choices"] = [(letter, en) for (letter, _), en in zip(row["choices"], choices, strict=True)]
+    if english:
+        raise UserError(f"IgakuQA's _translate.jsonl files have questions the Japanese files lack: {sorted(english)}.")
+    return rows
+
+
 READERS = {"jmle2026": jmle2026, "igakuqa119": igakuqa119, "igakuqa": igakuqa}
+"""Exam readers of the questions as the exam printed them (Japanese): loader → reader."""
+TRANSLATED = {"igakuqa": {"en": igakuqa_en}}
+"""Exam readers of an upstream translation, chosen by the card's ``language``: loader → language → reader."""

@@ -67,7 +67,7 @@ def loads(data: bytes) -> Any:
         raise ValueError("is not valid JSON (truncated or corrupt)") from exc
 
 
-SELECTION = ("subset", "sample", "seed", "include_no_context")
+SELECTION = ("subset", "sample", "seed", "include_no_context", "language")
 """Card keys that choose a run's question set: a run is graded on the set it was asked (recorded in run.json)."""
 
 
