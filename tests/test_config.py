@@ -95,6 +95,9 @@ def _now(name: str) -> str:
         if name == "config":  # null now means the template's marker, which for Japanese is this one
             assert cfg["prompt"]["answer_marker"] is None
             cfg["prompt"]["answer_marker"] = "【回答】"
+            # added for cross-lingual runs (issue 19): dataset.language=en names a run <model>-en; nothing else moved
+            assert cfg["run"]["name_aliases"].pop("dataset.language") == ""
+            assert cfg["run"].pop("dry_run") is False  # issue 19 part 3: run.dry_run, off by default
         return _digest({k: v for k, v in cfg.items() if k not in ("model", "provider", "dataset")})
     group = name.split("=")[0]
     if group == "provider":

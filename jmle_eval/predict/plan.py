@@ -214,7 +214,7 @@ def plan(cfg: Mapping[str, Any], *, load: bool = True) -> Plan:
     cfg = {**cfg, "prompt": {**cfg["prompt"], "answer_marker": marker}}
     provider, model, run = cfg["provider"], cfg["model"], cfg["run"]
     settings = read_settings(cfg)
-    key, secrets = api_key(provider)
+    key, secrets = ("EMPTY", []) if settings.dry_run else api_key(provider)  # a dry run sends nothing
     image_mode = prompts.resolve_image_mode(str(cfg["image_mode"]), bool(model.get("vision")))
     inputs = fingerprint_inputs(model, provider, cfg["prompt"], image_mode, cfg["dataset"], language)
     run_dir = Path(str(run["dir"]))
@@ -241,9 +241,10 @@ def plan(cfg: Mapping[str, Any], *, load: bool = True) -> Plan:
     if load:
         questions = datasets.load(cfg["dataset"], data_dir=cfg["paths"]["data"])
         chosen = select(questions, image_mode, ids=settings.ids, limit=settings.limit, shard=settings.shard)
-        if image_mode == "vision" and (cfg["dataset"].get("source") or {}).get("images"):
-            chosen = datasets.fetch_images(cfg["dataset"], chosen, cfg["paths"]["data"])  # NEJM: fetched, cached
-        check_images(chosen, image_mode)  # vision needs every image file (MedXpertQA's are not shipped)
+        if not settings.dry_run:  # a dry run fetches no image: one not fetched yet is counted all the same
+            if image_mode == "vision" and (cfg["dataset"].get("source") or {}).get("images"):
+                chosen = datasets.fetch_images(cfg["dataset"], chosen, cfg["paths"]["data"])  # NEJM: cached
+            check_images(chosen, image_mode)  # vision needs every image file (MedXpertQA's are not shipped)
         done = store.finished_ids(run_dir, retry_errors=settings.retry_errors)
         result.selected = len(chosen)
         result.todo = [q for q in chosen if q.id not in done]

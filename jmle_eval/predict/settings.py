@@ -35,6 +35,7 @@ class Settings:
     shard: tuple[int, int] | None
     ids: list[Any] | None
     limit: int | None
+    dry_run: bool = False  # run.dry_run: report what would be asked and its cost, send nothing
 
 
 def _whole(value: Any, name: str, minimum: int, why: str) -> int:
@@ -120,6 +121,7 @@ def _flags(cfg: Mapping[str, Any]) -> dict[str, bool]:
         "run.retry_errors": run.get("retry_errors", True),
         "run.fsync": run.get("fsync", True),
         "run.fail_on_errors": run.get("fail_on_errors", False),
+        "run.dry_run": run.get("dry_run", False),
         "provider.check_model": provider.get("check_model", False),
         "provider.api_key_required": provider.get("api_key_required", False),
         "provider.always_launch": provider.get("always_launch", False),
@@ -165,4 +167,5 @@ def read_settings(cfg: Mapping[str, Any]) -> Settings:
         shard=parse_shard(run.get("shard")),
         ids=ids if ids is None or isinstance(ids, list) else [ids],
         limit=run.get("limit"),
+        dry_run=flags["run.dry_run"],
     )
