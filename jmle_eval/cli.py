@@ -20,7 +20,6 @@ import contextlib
 import functools
 import logging
 import os
-import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from jmle_eval.errors import UserError, restore_interrupts
+from jmle_eval.hydra_output import remove_output
 
 _RAISE = "HYDRA_FULL_ERROR"
 
@@ -99,29 +99,6 @@ def run_module(main: Callable[[list[str]], int]) -> None:
     raise SystemExit(code)
 
 
-def _remove_hydra_output(stop_at: str | None) -> None:
-    """Delete this invocation's Hydra output folder and any parents it left empty."""
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        out = Path(HydraConfig.get().runtime.output_dir)
-    except (ValueError, ImportError):
-        return
-    if not out.exists() or out.resolve() == Path.cwd().resolve():
-        return
-    shutil.rmtree(out, ignore_errors=True)
-    cwd = Path.cwd().resolve()
-    stop = Path(stop_at).resolve() if stop_at else cwd
-    parent = out.parent.resolve()
-    # up to and including the output root (a refused first run leaves no empty predictions/), never the cwd
-    while parent != cwd and (parent == stop or stop in parent.parents):
-        try:
-            parent.rmdir()  # only succeeds when empty
-        except OSError:
-            break
-        parent = parent.parent
-
-
 def _checked(fn: Callable[[DictConfig], int | None], cfg: DictConfig) -> int | None:
     from jmle_eval.config_schema import check_values
 
@@ -143,7 +120,7 @@ def guarded(
             if exc.keep_output:  # a run that did work keeps its log, with why it stopped
                 _log_to_files(str(exc))
             else:  # a refused start leaves nothing
-                _remove_hydra_output(OmegaConf.select(cfg, output_root, default=None))
+                remove_output(OmegaConf.select(cfg, output_root, default=None))
             fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
             print("interrupted: finished work is kept; run the same command again to resume.", file=sys.stderr)

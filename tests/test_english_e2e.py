@@ -17,6 +17,7 @@ from jmle_eval.errors import UserError
 from jmle_eval.predict import runner
 from jmle_eval.score import stage
 from tests.reliability.conftest import predict_overrides, reset_server
+from tests.score_fixtures import read_summary, settings
 
 SERVED = "smollm2-135m"
 
@@ -32,14 +33,9 @@ def predict(server, root: Path, dataset: str, answers: dict[str, str], *extra: s
 
 
 def score(root: Path, dataset: str) -> dict:
-    settings = {
-        "dataset": None, "runs": None, "compare": None, "plots": False, "report": False,
-        "paths": {"data": "data", "predictions": str(root / "predictions"), "scored": str(root / "scored"),
-                  "leaderboard": str(root / "leaderboard"), "judgments": str(root / "judgments")},
-        "import": {}, "bootstrap": {"samples": 200, "seed": 0},
-    }  # fmt: skip
-    assert stage.run(settings) == 0
-    return json.loads((root / "scored" / dataset / "smollm2_135m.summary.json").read_bytes())
+    paths = {"data": "data", "judgments": str(root / "judgments")}  # data: the offline copies (JMLE_EVAL_DATA_DIR)
+    assert stage.run(settings(root, paths=paths, bootstrap={"samples": 200})) == 0
+    return read_summary(root, dataset, "smollm2_135m")
 
 
 def test_medqa_is_asked_in_english_and_graded_by_letter(fake_server, tmp_path):

@@ -17,6 +17,7 @@ from jmle_eval.predict import runner
 from jmle_eval.score import stage
 from tests.nejm_fixture import write_cases
 from tests.reliability.conftest import predict_overrides, reset_server
+from tests.score_fixtures import read_summary, settings
 
 SERVED = "smollm2-135m"
 RUN = "smollm2_135m"
@@ -28,14 +29,9 @@ def data(root: Path, dataset: str, n: int = 12) -> list[str]:
 
 
 def score(root: Path, card: dict, plots: bool = False) -> dict:
-    settings = {
-        "dataset": card, "runs": None, "compare": None, "plots": plots, "report": False,
-        "paths": {"data": "data", "predictions": str(root / "predictions"), "scored": str(root / "scored"),
-                  "leaderboard": str(root / "leaderboard"), "judgments": str(root / "judgments")},
-        "import": {}, "bootstrap": {"samples": 200, "seed": 0},
-    }  # fmt: skip
-    assert stage.run(settings) == 0
-    return json.loads((root / "scored" / card["name"] / f"{RUN}.summary.json").read_bytes())
+    paths = {"data": "data", "judgments": str(root / "judgments")}
+    assert stage.run(settings(root, dataset=card, plots=plots, paths=paths, bootstrap={"samples": 200})) == 0
+    return read_summary(root, card["name"], RUN)
 
 
 def test_nejm_dx_free_text_diagnosis_judged_0_to_10(fake_server, tmp_path):

@@ -26,7 +26,7 @@ from jmle_eval.judge.rubrics import Rubric
 from jmle_eval.predict import store
 from jmle_eval.predict.job import Job, prediction_record
 from jmle_eval.predict.plan import api_key, model_inputs, model_summary, request_template, select
-from jmle_eval.predict.settings import Settings, check_output_folder, read_settings
+from jmle_eval.predict.settings import Settings, check_output_folder, read_settings, whole
 from jmle_eval.schema import Judgment, Question, judgment_problem
 from jmle_eval.score.runs import SELECTION, run_card
 
@@ -110,12 +110,6 @@ def _structured(setting: Any, provider: Mapping[str, Any]) -> str:
     if setting not in rubrics.FORMATS:
         raise UserError(f"{name}={setting!r} is not one of {', '.join(rubrics.FORMATS)} (judge: also auto).")
     return str(setting)
-
-
-def _reread_attempts(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise UserError(f"judge.reread_attempts must be a whole number >= 1 (got {value!r}): replies per judgment.")
-    return value
 
 
 def prediction_runs(cfg: Mapping[str, Any]) -> list[Path]:
@@ -242,7 +236,7 @@ def plans(cfg: Mapping[str, Any]) -> list[JudgePlan]:
         "key": key,
         "secrets": secrets,
         "structured": _structured(judge.get("structured_output", "auto"), cfg["provider"]),
-        "reread": _reread_attempts(judge.get("reread_attempts", 3)),
+        "reread": whole(judge.get("reread_attempts", 3), "judge.reread_attempts", 1, "replies per judgment"),
     }
     runs = prediction_runs(cfg)
     loaded: dict[str, list[Question]] = {}

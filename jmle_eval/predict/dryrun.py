@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import shutil
 import statistics
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from jmle_eval.config import to_plain
+from jmle_eval.hydra_output import remove_output
 from jmle_eval.predict import prompts, store
 from jmle_eval.predict.plan import Plan, plan
 from jmle_eval.schema import Question
@@ -193,42 +193,11 @@ def render(result: Estimate, price: Mapping[str, Any]) -> str:
     return "\n".join([head, *(f"  {name:<18} {value}" for name, value in rows)])
 
 
-def _prune(folder: Path, stop: Path) -> None:
-    """Remove ``folder`` and its parents while they are empty, up to and including ``stop``, never the cwd."""
-    cwd, stop = Path.cwd().resolve(), stop.resolve()
-    folder = folder.resolve()
-    while folder != cwd and (folder == stop or stop in folder.parents):
-        try:
-            folder.rmdir()  # only succeeds when empty
-        except OSError:
-            return
-        folder = folder.parent
-
-
-def _remove_hydra_output(predictions: Path) -> None:
-    """Delete the log folder Hydra made for this invocation, a sweep's multirun.yaml, and parents left empty."""
-    try:
-        from hydra.core.hydra_config import HydraConfig
-        from hydra.types import RunMode
-
-        hydra = HydraConfig.get()
-    except (ValueError, ImportError):
-        return  # called without Hydra: nothing was made
-    out = Path(hydra.runtime.output_dir)
-    if out.resolve() != Path.cwd().resolve():
-        shutil.rmtree(out, ignore_errors=True)
-        _prune(out.parent, predictions)
-    if hydra.mode == RunMode.MULTIRUN:  # the sweep's record, written before its first point ran
-        record = Path(hydra.sweep.dir) / "multirun.yaml"
-        record.unlink(missing_ok=True)
-        _prune(record.parent, predictions)
-
-
 def main(cfg: DictConfig) -> int:
     """Print what the configured run would ask and cost; send and write nothing; return 0."""
     plain = to_plain(cfg)
     job = plan(plain)
     predictions = Path(str(plain["paths"]["predictions"]))
     print(render(estimate(job, predictions), job.model.get("price") or {}), flush=True)
-    _remove_hydra_output(predictions)
+    remove_output(predictions, sweep_record=True)  # the log folder and a sweep's record: nothing written
     return 0

@@ -38,7 +38,8 @@ class Settings:
     dry_run: bool = False  # run.dry_run: report what would be asked and its cost, send nothing
 
 
-def _whole(value: Any, name: str, minimum: int, why: str) -> int:
+def whole(value: Any, name: str, minimum: int, why: str) -> int:
+    """Return ``value`` if it is a whole number >= ``minimum``; raise UserError naming the setting otherwise."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise UserError(f"{name} must be a whole number >= {minimum} (got {value!r}): {why}.")
     return value
@@ -98,7 +99,7 @@ def parse_shard(spec: Any) -> tuple[int, int] | None:
 
 def _provider_timing(provider: Mapping[str, Any]) -> float:
     """Check the provider's attempts, timeouts and back-off; return its outage timeout in seconds."""
-    _whole(provider.get("max_attempts"), "provider.max_attempts", 1, "it counts the first try")
+    whole(provider.get("max_attempts"), "provider.max_attempts", 1, "it counts the first try")
     _seconds(provider.get("timeout_s"), "provider.timeout_s", 0.001)
     _seconds(provider.get("backoff_s"), "provider.backoff_s")
     _seconds(provider.get("backoff_max_s"), "provider.backoff_max_s")
@@ -144,13 +145,13 @@ def read_settings(cfg: Mapping[str, Any]) -> Settings:
     own = model.get("max_concurrency") is not None  # 0 is a setting to refuse, not "unset"
     concurrency = model["max_concurrency"] if own else provider.get("max_concurrency")
     name = "model.max_concurrency" if own else "provider.max_concurrency"
-    max_concurrency = _whole(concurrency, name, 1, "it is how many requests are in flight at once")
-    max_rejected = _whole(run.get("max_rejected", 3), "run.max_rejected", 1, "questions refused before stopping")
+    max_concurrency = whole(concurrency, name, 1, "it is how many requests are in flight at once")
+    max_rejected = whole(run.get("max_rejected", 3), "run.max_rejected", 1, "questions refused before stopping")
     outage_timeout_s = _provider_timing(provider)
     flags = _flags(cfg)
     log_every_s = _seconds(run.get("log_every_s", 30), "run.log_every_s", 0.1)
     if run.get("limit") is not None:
-        _whole(run["limit"], "run.limit", 1, "it answers only the first N selected questions")
+        whole(run["limit"], "run.limit", 1, "it answers only the first N selected questions")
     ids = run.get("ids")
     progress = _progress(run.get("progress", "auto"))
     _check_endpoint(provider)

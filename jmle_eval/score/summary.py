@@ -165,7 +165,6 @@ def _questions(keys: Sequence[Key], items: Sequence[ScoredItem]) -> QuestionCoun
 
 def _parse(ok: Sequence[ScoredItem], mode: str) -> ParseStats:
     """Return parse statistics over the graded answers (excluded questions left out, like every other count)."""
-    ok = [i for i in ok if i.type != "free"]  # free-text answers are not parsed (a judge grades them)
     failures = sorted(i.question_id for i in ok if i.parse_rule is None)
     strict = sum(i.strict for i in ok)
     lenient = mode == "lenient"
