@@ -80,6 +80,7 @@ class Model:
     notice: str | None = None  # printed after a quickstart run
     vision: bool = False
     reasoning_effort: str | None = None  # low | medium | high where the model supports it
+    answer_format: str = "text"  # the prompt.answer_format this model runs with unless told otherwise
     max_concurrency: int | None = None  # null: provider.max_concurrency
     params: Params = field(default_factory=Params)
     extra_body: dict[str, Any] = field(default_factory=dict)  # merged into the request body as-is

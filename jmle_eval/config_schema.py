@@ -72,6 +72,7 @@ class Prompt:
     version: str = "v1"
     answer_marker: str | None = None  # the final-answer line; null: the template's (ja 【回答】, en "Answer: ")
     language: str | None = None  # template language (ja, en); null: the data set card's language, else ja
+    answer_format: str = "text"  # text: a final-answer line | json: {"answer": ...} under the question's schema
 
 
 @dataclass
@@ -99,6 +100,7 @@ class Run:
     fail_on_errors: bool = False
     fsync: bool = True
     dry_run: bool = False  # print the questions, tokens and cost a run would have; send and write nothing
+    repeats: int = 1  # k samples per question, files <id>.r<i>.json; k > 1 is in the run name and fingerprint
     name_ignore: list[str] = field(default_factory=list)
     name_aliases: dict[str, str] = field(default_factory=dict)
 

@@ -22,15 +22,15 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._=-]+")
 
 
 _ANSWER_GROUPS = ("model.", "prompt.")
-_ANSWER_KEYS = ("image_mode", "dataset.language")  # dataset.language=en: the same exam asked in its translation
+_ANSWER_KEYS = ("image_mode", "dataset.language", "run.repeats")  # language=en: the exam in its translation
 
 
 def run_name(model_name: str, task_overrides: list[str], ignore: list[str], aliases: Mapping[str, str]) -> str:
     """Return ``<model>`` plus the answer-changing overrides, e.g. ``gpt_oss_120b-effort_high`` or ``gpt_oss_120b-en``.
 
-    Only ``model.*``, ``prompt.*``, ``image_mode`` and ``dataset.language`` overrides
-    change answers; the rest (provider, run, paths, server, dataset selection) do
-    not, so a resumed or re-sharded run keeps its name.
+    Only ``model.*``, ``prompt.*``, ``image_mode``, ``dataset.language`` and
+    ``run.repeats`` overrides change answers; the rest (provider, run, paths, server,
+    dataset selection) do not, so a resumed or re-sharded run keeps its name.
     """
     parts = [model_name]
     for item in sorted(task_overrides):

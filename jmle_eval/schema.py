@@ -133,6 +133,15 @@ class Prediction(BaseModel):
     text_repaired: list[str] = Field(
         default_factory=list, description="fields whose text the server sent with invalid characters (replaced)"
     )
+    repeat: int | None = Field(
+        default=None, ge=0, description="run.repeats > 1: which sample of the question (file <question_id>.r<i>.json)"
+    )
+
+
+def record_id(record: Mapping[str, Any]) -> str:
+    """Return the id a record's file is named by: its question id, with ``.r<i>`` for repeat i of a repeats run."""
+    repeat = record.get("repeat")
+    return str(record["question_id"]) if repeat is None else f"{record['question_id']}.r{repeat}"
 
 
 def prediction_problem(record: object, question_id: str | None = None) -> str | None:
@@ -213,8 +222,8 @@ def _problem(model: type[BaseModel], record: object, question_id: str | None) ->
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(part) for part in first["loc"]) or "record"
         return f"{where}: {first['msg']} (got {first.get('input')!r:.60})"
-    if question_id is not None and record["question_id"] != question_id:
-        return f"question_id {record['question_id']!r} does not match the file name"
+    if question_id is not None and record_id(record) != question_id:
+        return f"question_id {record_id(record)!r} does not match the file name"
     return None
 
 
@@ -253,4 +262,9 @@ class ScoredItem(BaseModel):
         description="by judge run: its judgment of this question (rubric, kind, status ok|error|stale, grade, "
         "correct, score, confidence, extracted, rationale, agrees: with the parser, None when not both decided, "
         "error); left out of the line where the question has no judgment",
+    )
+    repeats: dict[str, Any] | None = Field(
+        default=None,
+        description="run.repeats > 1: every sample's answer and verdict (answers, correct, by repeat) and the share "
+        "of samples giving the line's answer, the majority (agreement); left out of a one-sample run's lines",
     )

@@ -98,6 +98,11 @@ def _now(name: str) -> str:
             # added for cross-lingual runs (issue 19): dataset.language=en names a run <model>-en; nothing else moved
             assert cfg["run"]["name_aliases"].pop("dataset.language") == ""
             assert cfg["run"].pop("dry_run") is False  # issue 19 part 3: run.dry_run, off by default
+            assert cfg["run"].pop("repeats") == 1  # issue 19 part 1: one sample per question unless told
+            # issue 19 part 4: the answer format (the embedded default model's card says json) and its run-name aliases
+            assert cfg["prompt"].pop("answer_format") == "${model.answer_format}"
+            assert cfg["run"]["name_aliases"].pop("prompt.answer_format") == ""
+            assert cfg["run"]["name_aliases"].pop("model.answer_format") == ""
         return _digest({k: v for k, v in cfg.items() if k not in ("model", "provider", "dataset")})
     group = name.split("=")[0]
     if group == "provider":
@@ -115,6 +120,7 @@ def _now(name: str) -> str:
     cfg = compose([name, "provider=vllm"])
     model = OmegaConf.to_container(cfg.model, resolve=False)
     assert isinstance(model, dict)
+    assert model.pop("answer_format") == ("json" if name == "model=smollm2_135m" else "text")  # issue 19 part 4
     model["serve"] = {k: v for k, v in model["serve"].items() if not (k in ("tp", "dp", "pp") and v == 1)}
     server = {k: v for k, v in to_plain(cfg.server).items() if k != "log"}  # resolved: the model's serve keys
     return _digest({"model": model, "server": server})

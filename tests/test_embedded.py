@@ -50,6 +50,9 @@ def test_quickstart_answers_scores_and_shows_where_the_leaderboard_is(tmp_path):
     scored = tmp_path / "scored" / "jmle2026" / "smollm2_135m.jsonl"
     graded = [json.loads(line) for line in scored.read_text().splitlines()]
     assert sorted(g["question_id"] for g in graded if g["status"] != "missing") == ["120A-1", "120A-2"]
+    # structured answers (the model card's answer_format: json): every reply is readable, right or wrong
+    assert header["fingerprint_inputs"]["prompt.answer_format"] == "json"
+    assert [g["parse_rule"] for g in graded if g["status"] == "ok"] == ["json", "json"]
     with open(tmp_path / "leaderboard" / "jmle2026.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert any("smollm2_135m" in json.dumps(row) for row in rows)

@@ -50,7 +50,7 @@ def test_medqa_is_asked_in_english_and_graded_by_letter(fake_server, tmp_path):
         first[4].id: f"Answer: {gold[first[4].id]}",
         first[5].id: f"Answer: {wrong[first[5].id]}",
     }
-    job, out = predict(fake_server, tmp_path, "medqa", replies, "run.limit=6")
+    job, out = predict(fake_server, tmp_path, "medqa", replies, "run.limit=6", "model.answer_format=text")
     assert out is not None and out.ok == 6 and job.answer_marker == "Answer: "
     body = fake_server.server.bodies[0]
     user = body["messages"][1]["content"]

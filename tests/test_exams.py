@@ -5,8 +5,8 @@ from __future__ import annotations
 from jmle_eval.schema import ScoredItem
 from jmle_eval.score.exams import breakdowns, exam_result, exam_results, graded_pairs, required_threshold
 from jmle_eval.score.grade import Key, compile_key
+from jmle_eval.score.lines import scored_item
 from jmle_eval.score.parse import Parsed
-from jmle_eval.score.stage import scored_item
 from tests.test_grade import make_question
 
 RULES = {

@@ -112,6 +112,14 @@ def _structured(setting: Any, provider: Mapping[str, Any]) -> str:
     return str(setting)
 
 
+def _repeated(run_dir: Path) -> bool:
+    """Return whether a prediction run is a ``run.repeats`` run (an unreadable header counts as not)."""
+    try:
+        return ((store.read_header(run_dir) or {}).get("repeats") or 1) > 1
+    except UserError:
+        return False
+
+
 def prediction_runs(cfg: Mapping[str, Any]) -> list[Path]:
     """Return the prediction run folders to judge (``runs`` or every one); raise UserError when there are none."""
     name = cfg["dataset"]["name"]
@@ -123,8 +131,8 @@ def prediction_runs(cfg: Mapping[str, Any]) -> list[Path]:
             "first, or point paths.predictions at the folder that holds <dataset>/<run>/."
         )
     wanted = cfg.get("runs")
-    if wanted is None:
-        return found
+    if wanted is None:  # every run that judge.py can judge: a repeats run's samples are not judged (yet)
+        return [p for p in found if not _repeated(p)] or found
     wanted = [str(r) for r in (wanted if isinstance(wanted, list) else [wanted])]
     unknown = [r for r in wanted if r not in {p.name for p in found}]
     if unknown or not wanted:
@@ -183,6 +191,12 @@ def _plan_run(cfg: Mapping[str, Any], pred_dir: Path, common: dict[str, Any], qu
     """Return the judge plan of one prediction run; refuse a judge run folder made with other settings."""
     rubric: Rubric = common["rubric"]
     pred_header = store.read_header(pred_dir) or {}
+    if (pred_header.get("repeats") or 1) > 1:
+        raise UserError(
+            f"{pred_dir} is a run.repeats={pred_header['repeats']} run (files <id>.r<i>.json); judge.py judges "
+            "one-sample runs only for now. Judge a one-sample run of the model, or name the runs to judge with "
+            "runs='[...]' so that this one is left out."
+        )
     inputs = {
         **model_inputs(cfg["model"], cfg["provider"]),
         "rubric.name": rubric.name,

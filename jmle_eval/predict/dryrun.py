@@ -39,6 +39,7 @@ from jmle_eval.config import to_plain
 from jmle_eval.hydra_output import remove_output
 from jmle_eval.predict import prompts, store
 from jmle_eval.predict.plan import Plan, plan
+from jmle_eval.predict.repeats import question_of
 from jmle_eval.schema import Question
 
 log = logging.getLogger("jmle_eval.predict")
@@ -105,7 +106,9 @@ def prompt_tokens(job: Plan, questions: list[Question], count: Callable[[str], i
     system = prompts.template(job.prompt_version, job.prompt_language)["system"]
     total = 0
     for q in questions:  # build_messages's text, without reading image files into data URLs
-        user = prompts.render_text(q, job.image_mode, job.prompt_version, job.answer_marker, job.prompt_language)
+        user = prompts.render_text(
+            q, job.image_mode, job.prompt_version, job.answer_marker, job.prompt_language, job.answer_format
+        )
         total += count(system) + count(user) + 3 * MESSAGE_TOKENS + IMAGE_TOKENS * _images(q, job)
     return total
 
@@ -148,7 +151,7 @@ def completion_per_question(model: Mapping[str, Any], predictions: Path) -> tupl
 
 def estimate(job: Plan, predictions: Path) -> Estimate:
     """Return the questions, tokens and cost of a planned run, counted without asking anything."""
-    todo = job.todo or []
+    todo = [question_of(item) for item in job.todo or []]  # run.repeats: each sample costs a whole question
     count, prompt_how = tokenizer(job.model)
     prompt = prompt_tokens(job, todo, count)
     per_question, completion_how = completion_per_question(job.model, predictions)

@@ -95,8 +95,11 @@ class Job:
         return prediction_record(self, item.id, reply)
 
 
-def prediction_record(job: Job, question_id: str, reply: Reply) -> Prediction:
-    """Return the prediction file of one reply; a reply that is not a valid prediction becomes an error to retry."""
+def prediction_record(job: Job, question_id: str, reply: Reply, repeat: int | None = None) -> Prediction:
+    """Return the prediction file of one reply; a reply that is not a valid prediction becomes an error to retry.
+
+    ``repeat`` is the sample index in a ``run.repeats`` run (left out of the file otherwise).
+    """
     usage = reply.usage or {}
     fields: dict[str, Any] = {
         "question_id": question_id,
@@ -112,6 +115,8 @@ def prediction_record(job: Job, question_id: str, reply: Reply) -> Prediction:
         "fingerprint": job.header["fingerprint"],
         "created_at": now(),
     }
+    if repeat is not None:
+        fields["repeat"] = repeat
     cost = reply.cost_usd if reply.cost_usd is not None else job.cost(usage)
     if cost is not None:
         fields["cost_usd"] = round(cost, 8)
@@ -120,7 +125,7 @@ def prediction_record(job: Job, question_id: str, reply: Reply) -> Prediction:
     except ValidationError:  # never store what score would skip: keep the question, as an error to retry
         problem = prediction_problem(fields, question_id)
     log.warning("%s: the reply cannot be stored (%s); recorded as an error", question_id, problem)
-    return Prediction(
+    stored = Prediction(
         question_id=question_id,
         status="error",
         usage=Usage(),  # no counts set: written as {}
@@ -131,3 +136,6 @@ def prediction_record(job: Job, question_id: str, reply: Reply) -> Prediction:
         fingerprint=fields["fingerprint"],
         created_at=fields["created_at"],
     )
+    if repeat is not None:  # set only here, so that a one-sample run's file has no "repeat" key
+        stored.repeat = repeat
+    return stored

@@ -14,16 +14,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jmle_eval import datasets, io, providers
 from jmle_eval.datasets import text
 from jmle_eval.datasets.images import check_images
 from jmle_eval.errors import UserError
-from jmle_eval.predict import prompts, store
-from jmle_eval.predict.job import Job
+from jmle_eval.predict import answer_json, prompts, store
+from jmle_eval.predict.job import Job, prediction_record
+from jmle_eval.predict.repeats import Repeat, question_of, warn_greedy
 from jmle_eval.predict.settings import check_output_folder, check_run_name, parse_shard, read_settings
-from jmle_eval.schema import ANSWER_MARKER, ImageMode, Question
+from jmle_eval.schema import ANSWER_MARKER, ImageMode, Prediction, Question
+
+if TYPE_CHECKING:
+    from jmle_eval.predict.replies import Reply
 
 __all__ = ["Plan", "api_key", "check_run_name", "parse_shard", "plan", "request_template", "select"]
 
@@ -36,13 +40,33 @@ class Plan(Job):
     prompt_version: str = "v1"
     prompt_language: str = prompts.DEFAULT_LANGUAGE
     answer_marker: str = ANSWER_MARKER
+    answer_format: str = "text"
+    structured_output: str = "json_schema"  # how this server takes a JSON schema (json format only)
 
-    def request(self, item: Question) -> bytes:
-        """Return the request body for one question: the template plus the question's messages."""
+    def request(self, item: Question | Repeat) -> bytes:
+        """Return the request body for one question: the template plus the question's messages.
+
+        Repeat i of a run with ``model.params.seed=s`` sends seed s + i, so the samples differ where the
+        server honours seeds and each one can be drawn again.
+        """
+        question = question_of(item)
         messages = prompts.build_messages(
-            item, self.image_mode, self.prompt_version, self.answer_marker, self.prompt_language
+            question, self.image_mode, self.prompt_version, self.answer_marker, self.prompt_language, self.answer_format
         )
-        return json.dumps({**self.body_template, "messages": messages}, ensure_ascii=False).encode()
+        body = {**self.body_template, "messages": messages}
+        if isinstance(item, Repeat) and isinstance(body.get("seed"), int):
+            body["seed"] += item.index
+        if self.answer_format == "json":
+            upper = prompts.upper_letters(self.prompt_version, self.prompt_language)
+            if fmt := answer_json.response_format(question, self.structured_output, upper):
+                body["response_format"] = fmt
+        return json.dumps(body, ensure_ascii=False).encode()
+
+    def to_record(self, item: Question | Repeat, reply: Reply) -> Prediction:
+        """Return the file record of one reply; a repeat's names its question and sample index."""
+        if isinstance(item, Repeat):
+            return prediction_record(self, item.question.id, reply, item.index)
+        return prediction_record(self, item.id, reply)
 
 
 def select(
@@ -146,10 +170,11 @@ def fingerprint_inputs(
 ) -> dict[str, Any]:
     """Return every setting that changes answers, keyed by the config path a user would change."""
     inputs = model_inputs(model, provider)
+    answer_format = prompt.get("answer_format") or "text"
     inputs.update(
         {
             "prompt.version": prompt["version"],
-            "prompt.template_hash": prompts.template_hash(prompt["version"], language),
+            "prompt.template_hash": prompts.template_hash(prompt["version"], language, answer_format),
             "prompt.answer_marker": prompt["answer_marker"],
             "image_mode": image_mode,
             "dataset.name": card["name"],
@@ -158,6 +183,9 @@ def fingerprint_inputs(
     )
     if language != prompts.DEFAULT_LANGUAGE:  # the template hash differs anyway; this names the cause in a diff
         inputs["prompt.language"] = language
+    if answer_format != "text":  # left out for text, so that runs made before json existed keep their fingerprint
+        inputs["prompt.answer_format"] = answer_format
+        inputs["provider.structured_output"] = provider.get("structured_output", "json_schema")
     return inputs
 
 
@@ -190,7 +218,7 @@ def api_key(provider: Mapping[str, Any]) -> tuple[str, list[str]]:
 
 def _header(cfg: Mapping[str, Any], inputs: dict[str, Any], image_mode: str, secrets: list[str]) -> dict[str, Any]:
     """Return the run header (``run.json``): what was asked and how, with the fingerprint of its answer inputs."""
-    return {
+    header = {
         "format": store.FORMAT,
         "run": str(cfg["run"]["name"]),
         "dataset": cfg["dataset"]["name"],
@@ -205,6 +233,9 @@ def _header(cfg: Mapping[str, Any], inputs: dict[str, Any], image_mode: str, sec
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "config": io.scrub(dict(cfg), secrets),
     }
+    if "run.repeats" in inputs:  # score reads k here: each question's files are <id>.r0 … r<k-1>
+        header["repeats"] = inputs["run.repeats"]
+    return header
 
 
 def plan(cfg: Mapping[str, Any], *, load: bool = True) -> Plan:
@@ -214,9 +245,15 @@ def plan(cfg: Mapping[str, Any], *, load: bool = True) -> Plan:
     cfg = {**cfg, "prompt": {**cfg["prompt"], "answer_marker": marker}}
     provider, model, run = cfg["provider"], cfg["model"], cfg["run"]
     settings = read_settings(cfg)
+    answer_format = answer_json.check_format(
+        cfg["prompt"].get("answer_format") or "text", provider.get("structured_output", "json_schema")
+    )
     key, secrets = ("EMPTY", []) if settings.dry_run else api_key(provider)  # a dry run sends nothing
     image_mode = prompts.resolve_image_mode(str(cfg["image_mode"]), bool(model.get("vision")))
     inputs = fingerprint_inputs(model, provider, cfg["prompt"], image_mode, cfg["dataset"], language)
+    if settings.repeats > 1:  # k samples per question: files <id>.r<i>.json, never mixed with a one-sample run
+        inputs["run.repeats"] = settings.repeats
+        warn_greedy(model, settings.repeats)
     run_dir = Path(str(run["dir"]))
     check_output_folder(run_dir)
     header = _header(cfg, inputs, image_mode, secrets)
@@ -231,6 +268,8 @@ def plan(cfg: Mapping[str, Any], *, load: bool = True) -> Plan:
         prompt_version=cfg["prompt"]["version"],
         prompt_language=language,
         answer_marker=cfg["prompt"]["answer_marker"],
+        answer_format=answer_format,
+        structured_output=str(provider.get("structured_output", "json_schema")),
         body_template=request_template(model, provider),
         header=header,
         api_key=key,
@@ -246,6 +285,8 @@ def plan(cfg: Mapping[str, Any], *, load: bool = True) -> Plan:
                 chosen = datasets.fetch_images(cfg["dataset"], chosen, cfg["paths"]["data"])  # NEJM: cached
             check_images(chosen, image_mode)  # vision needs every image file (MedXpertQA's are not shipped)
         done = store.finished_ids(run_dir, retry_errors=settings.retry_errors)
-        result.selected = len(chosen)
-        result.todo = [q for q in chosen if q.id not in done]
+        k = settings.repeats  # the k samples of a question are asked one after another (a server's prefix cache)
+        items: list[Any] = chosen if k == 1 else [Repeat(q, i) for q in chosen for i in range(k)]
+        result.selected = len(items)
+        result.todo = [item for item in items if item.id not in done]
     return result

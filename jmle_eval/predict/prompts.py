@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from jmle_eval.errors import UserError
+from jmle_eval.predict import answer_json
 from jmle_eval.schema import ANSWER_MARKER, IMAGE_MODES, ImageMode, Question
 
 IMAGE_MODE_SETTINGS = ("auto", *IMAGE_MODES)
@@ -33,7 +34,10 @@ DEFAULT_LANGUAGE = "ja"
 
 REQUIRED_KEYS = ("system", "header", "case", "choose_one", "choose_n", "numeric", "blind", "vision", "answer_line")
 """Every template has these strings; ``choice`` (one choice line, default ``{letter}　{text}``) is optional."""
-_OPTIONAL_KEYS = ("choice", "marker", "free", "free_example")  # marker: the default answer line (absent: ANSWER_MARKER)
+_OPTIONAL_KEYS = ("choice", "marker", "free", "free_example", "json_line")  # marker: default answer line
+_JSON_KEYS = frozenset({"json_line"})
+"""Strings only a ``prompt.answer_format=json`` run uses: left out of a text run's template hash, so adding
+them to a released template leaves the fingerprints of its text runs as they were."""
 _CHOICE_LINE = "{letter}\u3000{text}"
 
 
@@ -80,9 +84,12 @@ def template(version: str, language: str = DEFAULT_LANGUAGE) -> Mapping[str, str
     return MappingProxyType(strings)
 
 
-def template_hash(version: str, language: str = DEFAULT_LANGUAGE) -> str:
-    """Return a short hash of the template strings of ``version`` in ``language``."""
-    blob = json.dumps(dict(template(version, language)), sort_keys=True, ensure_ascii=False)
+def template_hash(version: str, language: str = DEFAULT_LANGUAGE, answer_format: str = "text") -> str:
+    """Return a short hash of the template strings a run of ``version`` in ``language`` and format uses."""
+    strings = dict(template(version, language))
+    if answer_format == "text":
+        strings = {k: v for k, v in strings.items() if k not in _JSON_KEYS}
+    blob = json.dumps(strings, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -111,12 +118,29 @@ def _example(question: Question) -> str:
     return ",".join("ace"[: question.select] if question.select <= 3 else "abcde"[: question.select])
 
 
+def upper_letters(version: str = "v1", language: str = DEFAULT_LANGUAGE) -> bool:
+    """Return whether the template shows option letters in upper case (``(A) …``)."""
+    return "{LETTER}" in template(version, language).get("choice", _CHOICE_LINE)
+
+
+def _answer_line(t: Mapping[str, str], question: Question, marker: str, answer_format: str, upper: bool) -> str:
+    """Return the closing instruction: the final-answer line, or the JSON object to reply with."""
+    if answer_format == "json":
+        if "json_line" not in t:
+            raise UserError("This prompt template has no 'json_line' text, so prompt.answer_format=json cannot use it.")
+        return t["json_line"].format(example=answer_json.example(question, upper))
+    example = _example(question)
+    shown = t.get("free_example", example) if question.type == "free" else example.upper()
+    return t["answer_line"].format(marker=marker, example=example, EXAMPLE=shown)
+
+
 def render_text(
     question: Question,
     image_mode: ImageMode,
     version: str = "v1",
     marker: str = ANSWER_MARKER,
     language: str = DEFAULT_LANGUAGE,
+    answer_format: str = "text",
 ) -> str:
     """Return the user message text for one question (images not included)."""
     t = template(version, language)
@@ -140,9 +164,7 @@ def render_text(
         parts.append(t["numeric"])
     else:
         parts.append(t["choose_one"] if question.select == 1 else t["choose_n"].format(n=question.select))
-    example = _example(question)
-    upper = t.get("free_example", example) if question.type == "free" else example.upper()
-    parts.append(t["answer_line"].format(marker=marker, example=example, EXAMPLE=upper))
+    parts.append(_answer_line(t, question, marker, answer_format, upper_letters(version, language)))
     return "\n\n".join(parts)
 
 
@@ -162,9 +184,10 @@ def build_messages(
     version: str = "v1",
     marker: str = ANSWER_MARKER,
     language: str = DEFAULT_LANGUAGE,
+    answer_format: str = "text",
 ) -> list[dict[str, Any]]:
     """Return the chat messages (system + user) for one question."""
-    text = render_text(question, image_mode, version, marker, language)
+    text = render_text(question, image_mode, version, marker, language, answer_format)
     user: Any = text
     if image_mode == "vision" and question.images:
         user = [{"type": "text", "text": text}] + [

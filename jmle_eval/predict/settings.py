@@ -36,6 +36,7 @@ class Settings:
     ids: list[Any] | None
     limit: int | None
     dry_run: bool = False  # run.dry_run: report what would be asked and its cost, send nothing
+    repeats: int = 1  # run.repeats: samples per question
 
 
 def whole(value: Any, name: str, minimum: int, why: str) -> int:
@@ -169,4 +170,5 @@ def read_settings(cfg: Mapping[str, Any]) -> Settings:
         ids=ids if ids is None or isinstance(ids, list) else [ids],
         limit=run.get("limit"),
         dry_run=flags["run.dry_run"],
+        repeats=whole(run.get("repeats", 1), "run.repeats", 1, "it is how many times each question is asked"),
     )

@@ -25,7 +25,7 @@ from typing import Any
 from jmle_eval.errors import UserError
 from jmle_eval.io import read_regular, temporary_name, write_new
 from jmle_eval.predict.writer import PredictionWriter, dump, encode_record
-from jmle_eval.schema import prediction_problem
+from jmle_eval.schema import prediction_problem, record_id
 
 __all__ = [
     "FORMAT", "RUN_FILE", "PredictionWriter", "check_header", "diff_inputs", "encode_record", "finished_ids",
@@ -174,7 +174,7 @@ def read_predictions(
     check: Callable[[object, str], str | None] = prediction_problem,
     digests: dict[str, str] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Return every valid record of a run folder, by question id.
+    """Return every valid record of a run folder, by the id its file is named by (``schema.record_id``).
 
     Valid means what score accepts (``check``: :func:`schema.prediction_problem`
     for predictions, :func:`schema.judgment_problem` for judgments), in a regular
@@ -195,9 +195,9 @@ def read_predictions(
         if problem is not None:
             log.warning("ignoring invalid file %s (%s); its question will be asked again", entry.path, problem)
             continue
-        records[record["question_id"]] = record
+        records[record_id(record)] = record
         if digests is not None:
-            digests[record["question_id"]] = hashlib.sha256(data).hexdigest()
+            digests[record_id(record)] = hashlib.sha256(data).hexdigest()
     return records
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from jmle_eval.errors import UserError
 from jmle_eval.io import atomic_write
-from jmle_eval.schema import Prediction
+from jmle_eval.schema import Prediction, record_id
 
 
 def dump(record: Mapping[str, Any]) -> bytes:
@@ -85,7 +85,7 @@ class PredictionWriter:
             try:
                 fields = record.model_dump(exclude_unset=True) if isinstance(record, Prediction) else record
                 data = encode_record(fields)
-                atomic_write(f"{self._folder}/{fields['question_id']}.json", data, durable=self.durable)
+                atomic_write(f"{self._folder}/{record_id(fields)}.json", data, durable=self.durable)
             except BaseException as exc:
                 self._error = exc
 

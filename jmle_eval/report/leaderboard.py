@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from jmle_eval.report import baselines
+from jmle_eval.report import baselines, repeats
 from jmle_eval.report.judge_columns import grade_of_record, judge_columns, record_columns
 from jmle_eval.score.records import Accuracy, ExamResult, Points, RunSummary, Score
 
@@ -29,6 +29,8 @@ def settings_label(summary: RunSummary) -> str:
         parts.append(f"parse {s.parse_mode}")
     if s.question_set:
         parts.append(s.question_set)
+    if summary.repeats:
+        parts.append(f"majority of {summary.repeats.k} samples")
     return ", ".join(p for p in parts if p)
 
 
@@ -79,6 +81,7 @@ def row_all(summary: RunSummary) -> dict[str, Any]:
         cost_usd=summary.cost_usd,
     )
     row.update(judge_columns(summary))
+    row.update(repeats.columns(summary))
     row.update(baselines.columns(summary))
     return row
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from jmle_eval.report import repeats
 from jmle_eval.report.judge_columns import grade_of_record, inter_judge_kappa, judge_names
 from jmle_eval.report.leaderboard import rank, settings_label
 from jmle_eval.score.judge_records import JudgeGrade, JudgeSection, RubricResult
@@ -185,6 +186,8 @@ def markdown(
     lines += ["", f"## Text-only questions ({n_text} answered)", "", _text_table(ranked_text, bool(exams))]
     if any(s.judges for s in ranked):
         lines += ["", "## Judges", "", *JUDGE_NOTES, "", _judges_table(ranked)]
+    if any(s.repeats for s in ranked):
+        lines += ["", "## Repeated samples", "", *repeats.NOTES, "", repeats.table(ranked)]
     return "\n".join(lines) + "\n"
 
 

@@ -37,3 +37,22 @@ class Tokens(SummaryPart):
     reasoning: int
     total: int
     completion_per_question: float | None
+
+
+class RepeatStats(SummaryPart):
+    """What the k samples of a ``run.repeats`` run say together (``score.repeats`` says how each is computed)."""
+
+    k: int
+    questions: int  # questions graded (answered at least once): the population of every share below
+    complete: int  # questions with all k samples answered
+    accuracy_by_repeat: list[float | None]
+    mean: float | None
+    sd: float | None
+    ci95: tuple[float, float] | None
+    majority: float | None
+    consistency: float | None
+    pass_at_k: float | None
+    score_pct_by_repeat: list[float | None] | None = None  # exam grader: points earned / possible, per sample
+    score_pct_mean: float | None = None
+    score_pct_sd: float | None = None
+    passes: dict[str, int] | None = None  # exam grader: by exam, the samples whose verdict is pass (of k)

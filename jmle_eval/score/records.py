@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
 
 from jmle_eval.score.judge_records import JudgeSection
-from jmle_eval.score.parts import Accuracy, SummaryPart, Tally, Tokens
+from jmle_eval.score.parts import Accuracy, RepeatStats, SummaryPart, Tally, Tokens
 
 RunValue = str | int | float | bool | None
 """A setting copied from run.json as it was written (a version or an effort may be a number)."""
@@ -232,11 +232,14 @@ class RunSummary(SummaryPart):
     judges: JudgeSection | None = Field(
         default=None, description="LLM-judge results (judge_records); absent from the file for a run without"
     )
+    repeats: RepeatStats | None = Field(
+        default=None, description="run.repeats > 1: the k samples together (score.repeats); absent for one sample"
+    )
 
     @model_serializer(mode="wrap")
     def _leave_out_absent_parts(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         data: dict[str, Any] = handler(self)
-        for name in ("judges", "by_attribute", "readers"):  # runs without them keep their old bytes
+        for name in ("judges", "by_attribute", "readers", "repeats"):  # runs without them keep their old bytes
             if getattr(self, name) is None:
                 data.pop(name, None)
         return data

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,17 +113,23 @@ def _is_dir(entry: os.DirEntry[str]) -> bool:
         return False
 
 
+_SAMPLE = re.compile(r"(.+)\.r(0|[1-9][0-9]*)")
+"""A repeats run's file id: ``<question id>.r<i>``."""
+
+
 def read_predictions(
     run_dir: Path,
     keys: Mapping[str, Key],
     fingerprint: str | None,
     skipped: Skipped,
     hashes: dict[str, str] | None = None,
+    repeats: int = 1,
 ) -> dict[str, dict[str, Any]]:
-    """Return the run's prediction records by question id; report and skip bad or foreign files.
+    """Return the run's prediction records by file id; report and skip bad or foreign files.
 
-    With ``hashes`` (a run that has judgments), the sha256 of each record's file bytes is put there
-    by question id: a judgment names the exact file it judged.
+    The file id is the question id, or ``<question id>.r<i>`` for sample i < ``repeats`` of a
+    ``run.repeats`` run. With ``hashes`` (a run that has judgments), the sha256 of each record's
+    file bytes is put there by file id: a judgment names the exact file it judged.
     """
     predictions: dict[str, dict[str, Any]] = {}
     with os.scandir(run_dir) as entries:
@@ -132,8 +139,12 @@ def read_predictions(
             continue
         path = run_dir / name
         qid = name[:-5] if name.endswith(".json") else None
+        if qid is not None and repeats > 1:  # <id>.r<i>.json only: a one-sample file does not belong here
+            sample = _SAMPLE.fullmatch(qid)
+            qid = sample[1] if sample and int(sample[2]) < repeats else None
         if qid is None or qid not in keys:
-            skipped.add(path, "is not a prediction file of a question in this data set")
+            what = f"a sample (<id>.r0 … r{repeats - 1}) of" if repeats > 1 else "a prediction file of"
+            skipped.add(path, f"is not {what} a question in this data set")
             continue
         try:
             data = read_regular(path)
@@ -143,16 +154,16 @@ def read_predictions(
             continue
         # The check predict applies before writing (schema.Prediction, strict), so the stages never
         # disagree on what a valid file is; ~3 µs a record, under 1 % of scoring time (measured).
-        problem = prediction_problem(record, qid)
+        problem = prediction_problem(record, name[:-5])
         if problem:
             skipped.add(path, f"is not a prediction record ({problem})")
             continue
         if fingerprint and record.get("fingerprint") not in (None, fingerprint):
             skipped.add(path, "has a different fingerprint from run.json (written with other settings)")
             continue
-        predictions[qid] = record
+        predictions[name[:-5]] = record
         if hashes is not None:
-            hashes[qid] = hashlib.sha256(data).hexdigest()
+            hashes[name[:-5]] = hashlib.sha256(data).hexdigest()
     return predictions
 
 

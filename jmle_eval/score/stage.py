@@ -26,13 +26,14 @@ from jmle_eval.config import load_card, register_resolvers, to_plain
 from jmle_eval.errors import UserError
 from jmle_eval.io import dump_json
 from jmle_eval.io import write_file as write_atomic
-from jmle_eval.schema import ANSWER_MARKER, ItemStatus, ScoredItem
-from jmle_eval.score.grade import Key, compile_keys, grade
+from jmle_eval.schema import ScoredItem
+from jmle_eval.score.grade import Key, compile_keys
 from jmle_eval.score.graders import grader_of
 from jmle_eval.score.judged import judge_section
 from jmle_eval.score.judgments import judgments_folder, read_judge_runs
-from jmle_eval.score.parse import Parsed, parse
+from jmle_eval.score.lines import score_predictions
 from jmle_eval.score.records import RunSummary
+from jmle_eval.score.repeats import repeats_of, score_repeats
 from jmle_eval.score.runs import (
     SELECTION,
     Skipped,
@@ -43,7 +44,7 @@ from jmle_eval.score.runs import (
     run_card,
     select_runs,
 )
-from jmle_eval.score.summary import UsageTally, record_cost, run_summary
+from jmle_eval.score.summary import run_summary
 
 EXIT_SKIPPED = 3
 _LINE = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
@@ -65,71 +66,6 @@ def load_keys(card: Mapping[str, Any], data_dir: str) -> list[Key]:
     from jmle_eval import datasets
 
     return list(compile_keys(datasets.load(card, data_dir=data_dir)).values())
-
-
-def _wants(key: Key, image_mode: str) -> bool:
-    return not (image_mode == "skip" and key.requires_image)
-
-
-def scored_item(
-    key: Key, status: ItemStatus, record: Mapping[str, Any] | None, usage: Mapping[str, Any], parsed: Parsed | None
-) -> ScoredItem:
-    """Return the scored line of one question: its prediction's status, parsed answer, verdict and usage."""
-    answer = parsed.answer if parsed else None
-    verdict = grade(key, answer) if status in ("ok", "error") else None
-    return ScoredItem(
-        question_id=key.question_id,
-        exam=key.exam,
-        block=key.block,
-        section=key.section,
-        type=key.type,
-        requires_image=key.requires_image,
-        points_possible=key.points,
-        status=status,
-        predicted=list(answer) if answer else None,
-        gold=[list(g) for g in key.gold],
-        correct=bool(verdict and verdict.correct),
-        points=verdict.points if verdict else 0,
-        parse_rule=parsed.rule if parsed else None,
-        strict=bool(parsed and parsed.strict),
-        kinki_hits=list(verdict.kinki_hits) if verdict else [],
-        finish_reason=record.get("finish_reason") if record else None,
-        prompt_tokens=int(usage.get("prompt_tokens") or 0),
-        completion_tokens=int(usage.get("completion_tokens") or 0),
-        reasoning_tokens=int(usage.get("reasoning_tokens") or 0),
-        error=(record.get("error") or None) if record and status == "error" else None,
-    )
-
-
-def score_predictions(
-    keys: Sequence[Key], info: Mapping[str, Any], predictions: Mapping[str, Mapping[str, Any]]
-) -> tuple[list[ScoredItem], UsageTally]:
-    """Return one scored line per question (exam order) and the run's usage tally."""
-    image_mode = info["image_mode"]
-    mode = info.get("parse_mode") or "lenient"
-    config = info.get("config") or {}
-    marker = (config.get("prompt") or {}).get("answer_marker") or ANSWER_MARKER
-    # the prompt's language picks the parser's rules; unknown (an imported run): the marker's script decides
-    language = (config.get("prompt") or {}).get("language") or (config.get("dataset") or {}).get("language")
-    price = ((info.get("model") or {}).get("price")) or {}
-    tally = UsageTally()
-    items = []
-    for key in keys:
-        record = predictions.get(key.question_id)
-        status: ItemStatus = (
-            "not_asked" if not _wants(key, image_mode) else "missing" if record is None else record["status"]
-        )
-        parsed = None
-        usage: Mapping[str, Any] = {}
-        if record is not None and status != "not_asked":
-            usage = record.get("usage") or {}
-            tally.add(record, usage, record_cost(record, usage, price))
-            if status == "ok" and key.type != "free":  # free text has no parser: a judge grades it
-                parsed = parse(
-                    record.get("answer_text"), key.type, key.letters, mode=mode, marker=marker, language=language
-                )
-        items.append(scored_item(key, status, record, usage, parsed))
-    return items, tally
 
 
 def score_run(
@@ -156,25 +92,33 @@ def score_run(
     by_id = {k.question_id: k for k in keys}
     judged_dir = judgments_folder(judgments, dataset, run_dir.name)
     hashes: dict[str, str] | None = {} if judged_dir else None  # a judgment names the file it judged
+    k = repeats_of(info)
     try:
-        predictions = read_predictions(run_dir, by_id, info.get("fingerprint"), skipped, hashes)
+        predictions = read_predictions(run_dir, by_id, info.get("fingerprint"), skipped, hashes, repeats=k)
     except OSError as exc:  # the folder itself cannot be listed (permissions, a network share gone)
         skipped.add(run_dir, f"cannot be listed ({exc.strerror or exc})")
         return None
-    items, tally = score_predictions(keys, info, predictions)
+    repeated = None
+    if k > 1:  # the lines are the majority answers; judge.py does not judge samples, so no judge section
+        items, tally, repeated = score_repeats(keys, info, predictions, card, bootstrap)
+        judged_dir = None
+    else:
+        items, tally = score_predictions(keys, info, predictions)
     judges = read_judge_runs(judged_dir, dataset, run_dir.name, by_id, hashes or {}, skipped) if judged_dir else []
     bad_files = skipped.names(skipped.entries[before:], judged_dir)
     where = f"{Path(judgments or 'judgments').name}/{dataset}/{run_dir.name}/"  # no machine path in a summary
     section = judge_section(keys, items, judges, card, bootstrap, where)
     summary = run_summary(run_dir.name, dataset, info, keys, items, tally, card, bootstrap, bad_files, version, section)
+    summary.repeats = repeated
     return ScoredRun(run_dir.name, dataset, items, summary)
 
 
 def _line(item: ScoredItem) -> dict[str, Any]:
     """Return a scored line as written: ``judges`` only where the question has judgments."""
     line = item.model_dump()
-    if line["judges"] is None:
-        del line["judges"]
+    for part in ("judges", "repeats"):  # only where the question has them: other lines keep their bytes
+        if line[part] is None:
+            del line[part]
     return line
 
 

@@ -60,7 +60,8 @@ DEFAULTS: dict[str, Any] = {
     "answer": "a",  # letters after the answer marker; "gold" answers from answers map if given
     "answers": {},  # question id → answer text (e.g. the key, to get a perfect score)
     "marker": ANSWER_MARKER,
-    "content": {},  # question id → the whole reply text (e.g. a judge's JSON), instead of marker + answer
+    "content": {},  # question id → the whole reply text (e.g. a judge's JSON), instead of marker + answer;
+    #   a list: the reply to the request whose seed is i is item i (mod its length), for repeated samples
     "default_content": None,  # the whole reply text for every other question (None: marker + answer)
     "reasoning_field": "reasoning_content",  # or "reasoning", or "" for none
     "reasoning_text": "考え中…",

@@ -69,7 +69,9 @@ async def answer(
 ) -> web.StreamResponse:
     """Return the answer to one question, spoilt by a fault that keeps status 200 (no text, cut, stalled)."""
     letters = cfg["answers"].get(qid, cfg["answer"])
-    content: str | None = cfg["content"].get(qid, cfg["default_content"])
+    content: Any = cfg["content"].get(qid, cfg["default_content"])
+    if isinstance(content, list):  # one reply per sample: the request's seed picks it (run.repeats with a seed)
+        content = content[int(body.get("seed") or 0) % len(content)]
     if content is None:
         content = f"考察…\n{cfg['marker']}{letters}"
     finish = "stop"
