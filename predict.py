@@ -21,10 +21,19 @@ from jmle_eval.predict import runner
 setup("config")  # resolvers and schema, before Hydra composes conf/
 
 
+def stage(cfg) -> int:  # noqa: ANN001 - Hydra passes a DictConfig
+    """Run the data set's predict stage: questions (predict.runner), or agent tasks (agent.runner)."""
+    if cfg.dataset.get("grader") == "agent":  # MedAgentBench: an item is an episode against a FHIR server
+        from jmle_eval.agent import runner as agent_runner
+
+        return agent_runner.main(cfg)
+    return runner.main(cfg)
+
+
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def predict(cfg) -> None:  # noqa: ANN001 - Hydra passes a DictConfig
     """Run the predict stage for the composed config."""
-    guarded(runner.main)(cfg)
+    guarded(stage)(cfg)
 
 
 if __name__ == "__main__":

@@ -65,6 +65,8 @@ class Dataset:
     include_no_context: bool = False  # nejm: keep the cases whose text alone carries no clinical context
     sample: int | None = None  # any set: random.Random(seed).sample(sorted ids, sample), kept in data set order
     seed: int = 0
+    task_types: Any = None  # agent sets (MedAgentBench): the task types to run, e.g. [1, 3]; null: all
+    max_rounds: int = 8  # agent sets: model replies per episode
 
 
 @dataclass
@@ -120,6 +122,18 @@ class Server(EngineSettings):
 
 
 @dataclass
+class Fhir:
+    """``fhir.*``: the FHIR server of agent data sets (MedAgentBench), read by predict.py and score.py."""
+
+    base_url: str = "http://localhost:8080/fhir/"  # upstream's address of the docker image
+    launch: bool = False  # true: start it for the run (command below) and stop it after
+    command: Any = None  # argv; null: docker run --rm -p <port>:8080 jyxsu6/medagentbench (port from base_url)
+    health_timeout_s: float = 900.0  # the image loads 100 patients before it answers
+    stop_grace_s: float = 30.0
+    log: str | None = None  # the launched server's log; null: <run dir>/logs/fhir-<pid>.log
+
+
+@dataclass
 class PredictConfig:
     """conf/config.yaml: what predict.py composes."""
 
@@ -131,6 +145,7 @@ class PredictConfig:
     paths: Paths = field(default_factory=Paths)
     run: Run = field(default_factory=Run)
     server: Server = field(default_factory=Server)
+    fhir: Fhir = field(default_factory=Fhir)
 
 
 @dataclass
@@ -159,6 +174,7 @@ class ScoreConfig:
     bootstrap: Bootstrap = field(default_factory=Bootstrap)
     plots: bool = True
     report: bool = False
+    fhir: Fhir = field(default_factory=Fhir)
 
 
 @dataclass

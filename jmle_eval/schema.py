@@ -146,7 +146,7 @@ def record_id(record: Mapping[str, Any]) -> str:
 
 def prediction_problem(record: object, question_id: str | None = None) -> str | None:
     """Return why ``record`` is not a valid prediction file (of ``question_id``, if given), or None when it is."""
-    return _problem(Prediction, record, question_id)
+    return record_problem(Prediction, record, question_id)
 
 
 RubricKind = Literal["choice", "verdict", "score"]
@@ -213,7 +213,8 @@ class Judgment(Prediction):
         return self
 
 
-def _problem(model: type[BaseModel], record: object, question_id: str | None) -> str | None:
+def record_problem(model: type[BaseModel], record: object, question_id: str | None) -> str | None:
+    """Return why ``record`` is not a valid file of ``model`` (named for ``question_id``, if given), or None."""
     if not isinstance(record, dict):
         return "not a JSON object"
     try:
@@ -229,7 +230,7 @@ def _problem(model: type[BaseModel], record: object, question_id: str | None) ->
 
 def judgment_problem(record: object, question_id: str | None = None) -> str | None:
     """Return why ``record`` is not a valid judgment file (of ``question_id``, if given), or None when it is."""
-    return _problem(Judgment, record, question_id)
+    return record_problem(Judgment, record, question_id)
 
 
 class ScoredItem(BaseModel):

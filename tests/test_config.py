@@ -37,6 +37,8 @@ BEFORE = {
     # the NEJM Image Challenge cards (issue 18), as first written
     "dataset=nejm": "4addae392e104c0c",
     "dataset=nejm_dx": "8f371ef61c146e4a",
+    # the MedAgentBench card (issue 21), as first written
+    "dataset=medagentbench": "93a0455407ebc608",
     "model=claude_opus_4_6": "c49cb9a4558cfbe3",
     "model=claude_sonnet_4_6": "3a2629f31caa7198",
     "model=gemini_3_1_pro": "b2018b68f622ffed",
@@ -103,6 +105,8 @@ def _now(name: str) -> str:
             assert cfg["prompt"].pop("answer_format") == "${model.answer_format}"
             assert cfg["run"]["name_aliases"].pop("prompt.answer_format") == ""
             assert cfg["run"]["name_aliases"].pop("model.answer_format") == ""
+        fhir = cfg.pop("fhir")  # issue 21: the FHIR server of agent data sets, in both configs
+        assert fhir["base_url"] == "http://localhost:8080/fhir/" and fhir["launch"] is False
         return _digest({k: v for k, v in cfg.items() if k not in ("model", "provider", "dataset")})
     group = name.split("=")[0]
     if group == "provider":
@@ -111,9 +115,16 @@ def _now(name: str) -> str:
         return _digest(provider)
     if group == "dataset":
         card = _composed([name])["dataset"]
-        grader = {"igakuqa": "exam", "igakuqa119": "exam", "jmle2026": "exam", "nejm_dx": "judge"}
+        grader = {
+            "igakuqa": "exam",
+            "igakuqa119": "exam",
+            "jmle2026": "exam",
+            "nejm_dx": "judge",
+            "medagentbench": "agent",
+        }
         assert card.pop("grader") == grader.get(card["name"], "choice")
-        for key, default in (("seed", 0), ("include_no_context", False)):  # issue 18's keys, at their defaults
+        defaults = (("seed", 0), ("include_no_context", False), ("task_types", None), ("max_rounds", 8))
+        for key, default in defaults:  # issue 18's and 21's keys, at their defaults
             if card[key] == default:
                 card.pop(key)
         return _digest(card)

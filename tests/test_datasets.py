@@ -153,8 +153,8 @@ def test_show_command_prints_the_prompt_and_key():
     [
         (
             ["stats", "dataset=nope"],
-            "no conf/dataset/nope.yaml. The choices are: custom, igakuqa, igakuqa119, jmle2026, medmcqa, medqa, "
-            "medxpertqa, medxpertqa_sampled, mmlu_medical",
+            "no conf/dataset/nope.yaml. The choices are: custom, igakuqa, igakuqa119, jmle2026, medagentbench, "
+            "medmcqa, medqa, medxpertqa, medxpertqa_sampled, mmlu_medical",
         ),
         (["stats", "dataset=igakuqa119", "dataset.path=does/not/exist"], "does not exist"),
         (["show", "130A-1"], "No data set card"),

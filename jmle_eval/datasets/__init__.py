@@ -194,7 +194,8 @@ def _choice_questions(card: Mapping[str, Any], rows: list[Fields]) -> list[Quest
     return questions
 
 
-def _folder(card: Mapping[str, Any], data_dir: str | Path) -> Path:
+def folder(card: Mapping[str, Any], data_dir: str | Path) -> Path:
+    """Return the local folder of the card's pinned source files (downloaded and hash-checked, or a copy)."""
     return fetch.resolve(
         source_of(card),
         path=card.get("path"),
@@ -233,7 +234,7 @@ def left_out(card: Mapping[str, Any], *, data_dir: str | Path = "data") -> int:
     """Return how many of the source's cases the card leaves out before sampling (nejm: no clinical context)."""
     if card.get("loader") not in ("nejm", nejm.FREE_LOADER):
         return 0
-    return nejm.left_out(_folder(card, data_dir), card)
+    return nejm.left_out(folder(card, data_dir), card)
 
 
 def load(card: Mapping[str, Any], *, data_dir: str | Path = "data") -> list[Question]:
@@ -266,14 +267,19 @@ def _exam_reader(card: Mapping[str, Any]) -> Callable[[Path], list[Fields]]:
 
 def _load(card: Mapping[str, Any], data_dir: str | Path) -> list[Question]:
     name, loader = card.get("name"), str(card.get("loader", ""))
+    if card.get("grader") == "agent":
+        raise UserError(
+            f"Data set '{name}' holds agent tasks, not questions: predict.py, score.py and "
+            f"`python -m jmle_eval.datasets stats dataset={name}` read it as tasks (jmle_eval/agent)."
+        )
     if loader == CUSTOM:
         return _choice_questions(card, custom.read(card))
     if loader in CHOICE_READERS:
-        return _choice_questions(card, CHOICE_READERS[loader](_folder(card, data_dir), card))
+        return _choice_questions(card, CHOICE_READERS[loader](folder(card, data_dir), card))
     reader = _exam_reader(card)
-    folder = _folder(card, data_dir)
+    local = folder(card, data_dir)
     overrides = {text.normalise_id(k): v for k, v in (card.get("overrides") or {}).items()}
-    questions = [_question(card, row, overrides) for row in reader(folder)]
+    questions = [_question(card, row, overrides) for row in reader(local)]
     if overrides:
         raise UserError(f"conf/dataset/{name}.yaml has overrides for questions that do not exist: {sorted(overrides)}.")
     return _selected(card, questions)

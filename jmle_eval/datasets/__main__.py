@@ -149,6 +149,27 @@ def _jmle_id(qid: str, *, strict: bool = True) -> str:
         raise UserError(f"{exc}; for a question of another data set pass dataset=<name>.") from exc
 
 
+def _agent(command: str, target: str, cfg: dict[str, Any]) -> int:
+    """Print an agent set's task counts (stats) or one task's first message (show)."""
+    from jmle_eval.agent.plan import task_types
+    from jmle_eval.agent.tasks import first_message, load_functions, load_tasks, task_stats
+    from jmle_eval.datasets import folder
+
+    local = folder(cfg["dataset"], cfg["paths"]["data"])
+    tasks = load_tasks(local, task_types(cfg["dataset"]))
+    if command == "stats":
+        print(task_stats(tasks))
+    elif command == "show":
+        task = next((t for t in tasks if t.id == target), None)
+        if task is None:
+            raise UserError(f"No task {target} in data set '{cfg['dataset']['name']}' (ids look like task3_12).")
+        print(first_message(task, load_functions(local), str(cfg["fhir"]["base_url"])))
+        print(f"--- key ---\ntype {task.type} ({task.kind}), patient {task.mrn}, reference {task.sol}")
+    else:
+        raise UserError("export is for question sets; MedAgentBench's task file is JSON already.")
+    return 0
+
+
 def main(argv: list[str]) -> int:
     """Run one inspection command; return the exit code."""
     if not argv or argv[0] not in ("stats", "show", "export"):
@@ -166,6 +187,8 @@ def main(argv: list[str]) -> int:
         target = _jmle_id(target)
         rest = [f"dataset={_card_for_exam(target[:3])}", *rest]
     cfg = compose(rest)
+    if cfg.dataset.get("grader") == "agent":  # MedAgentBench: tasks, not questions
+        return _agent(command, target, to_plain(cfg))
     questions = load_questions(cfg)
     if command == "stats":
         print(stats(questions))

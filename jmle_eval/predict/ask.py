@@ -49,7 +49,14 @@ class Outcome:
 
 
 async def _reply(job: Job, client: ChatClient, item: Any) -> Reply:
-    """Return one item's reply; an ok reply the job cannot read is asked again, up to ``job.reread_attempts``."""
+    """Return one item's reply; an ok reply the job cannot read is asked again, up to ``job.reread_attempts``.
+
+    A job whose item is a conversation of several requests (an agent's episode) plays it with its own ``play``.
+    """
+    play = getattr(job, "play", None)
+    if play is not None:
+        reply: Reply = await play(client, item)
+        return reply
     reply = await client.complete(lambda: job.request(item))
     for _ in range(job.reread_attempts - 1):
         if reply.status != "ok" or job.unreadable(item, reply) is None:

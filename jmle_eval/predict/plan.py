@@ -216,7 +216,7 @@ def api_key(provider: Mapping[str, Any]) -> tuple[str, list[str]]:
     return "EMPTY", []  # local servers started without --api-key accept any key
 
 
-def _header(cfg: Mapping[str, Any], inputs: dict[str, Any], image_mode: str, secrets: list[str]) -> dict[str, Any]:
+def run_header(cfg: Mapping[str, Any], inputs: dict[str, Any], image_mode: str, secrets: list[str]) -> dict[str, Any]:
     """Return the run header (``run.json``): what was asked and how, with the fingerprint of its answer inputs."""
     header = {
         "format": store.FORMAT,
@@ -256,7 +256,7 @@ def plan(cfg: Mapping[str, Any], *, load: bool = True) -> Plan:
         warn_greedy(model, settings.repeats)
     run_dir = Path(str(run["dir"]))
     check_output_folder(run_dir)
-    header = _header(cfg, inputs, image_mode, secrets)
+    header = run_header(cfg, inputs, image_mode, secrets)
     store.check_header(run_dir, header)  # refuse a mismatch before loading anything or contacting a server
     result = Plan(
         run_name=str(run["name"]),

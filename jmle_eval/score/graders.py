@@ -15,6 +15,9 @@ run's result is:
   no exam parts, and the leaderboard ranks by the judge's grade. A run without judgments of
   that rubric is still scored and listed, with a note and no judge grade: its predictions
   are valid, it is the judging that is not done yet (run judge.py, then score again).
+* ``agent`` (MedAgentBench): each task's episode is graded by its type's rules, reading the FHIR
+  server where the type needs it (``jmle_eval.agent.graders``); success per type, query / action and
+  overall, with their own summary and leaderboard (``jmle_eval.agent.scoring``).
 """
 
 from __future__ import annotations
@@ -29,8 +32,8 @@ from jmle_eval.score.exams import exam_results
 from jmle_eval.score.grade import Key
 from jmle_eval.score.records import ExamResult, Points, Score
 
-Grader = Literal["exam", "choice", "judge"]
-GRADERS = ("exam", "choice", "judge")
+Grader = Literal["exam", "choice", "judge", "agent"]
+GRADERS = ("exam", "choice", "judge", "agent")
 """What a card's ``grader`` may name."""
 DEFAULT = "exam"
 
@@ -51,6 +54,8 @@ def grader_of(card: Mapping[str, Any]) -> Grader:
         return "judge"
     if name == "choice":
         return "choice"
+    if name == "agent":  # episodes graded per task type (jmle_eval.agent.scoring), not parsed answers
+        return "agent"
     if name != "exam":
         raise UserError(f"{where}: grader {name!r} is not one of {', '.join(GRADERS)}.")
     return "exam"

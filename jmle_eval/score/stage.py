@@ -162,7 +162,14 @@ def _score_dataset(
 
     paths = {k: Path(v) for k, v in settings["paths"].items()}
     card = load_card(name, settings.get("dataset") or None)
-    grader_of(card)  # a grader that does not exist (or not yet) stops here, before any run is read
+    if grader_of(card) == "agent":  # a grader that does not exist (or not yet) stops here, before any run is read
+        from jmle_eval.agent import scoring  # episodes, not questions: their own lines, summary and leaderboard
+
+        chosen = settings.get("dataset") or {}
+        if chosen.get("name") == name and "task_types" in chosen:  # dataset.task_types=[…] on the command line
+            card = {**card, "task_types": chosen["task_types"]}
+        scoring.print_agent_results(scoring.score_agent_dataset(card, run_dirs, settings, bootstrap, skipped))
+        return []
     variants: dict[str, tuple[dict[str, Any], list[Key], str]] = {}
     scored = []
     for run_dir in run_dirs:  # one run's scored lines in memory at a time: 2,000 questions × 50 runs fit anywhere

@@ -1,0 +1,52 @@
+"""The predict stage of an agent data set: config → tasks → episodes in flight → one transcript file per task.
+
+``predict.py dataset=medagentbench`` lands here. Every check runs before anything is
+contacted (:mod:`.plan`); then the FHIR server is checked (or started, ``fhir.launch``),
+the model's server is started when the run launches one, and the tasks are played
+through the predict session, so retries, the adaptive limit, outages, Ctrl-C and the
+summary line are predict's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from omegaconf import DictConfig
+
+from jmle_eval.agent.launch import fhir_server
+from jmle_eval.agent.plan import AgentPlan, agent_plan
+from jmle_eval.agent.records import episode_problem
+from jmle_eval.config import to_plain
+from jmle_eval.predict import store
+from jmle_eval.predict.ask import Outcome
+from jmle_eval.predict.runner import finish, serve
+from jmle_eval.predict.session import session
+
+__all__ = ["main", "run"]
+
+
+def run(cfg: DictConfig) -> tuple[AgentPlan, Outcome | None]:
+    """Play every selected task still to do; return the plan and what this call did (None: nothing to play)."""
+    for noisy in ("httpx2", "httpx", "openai"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    settings = to_plain(cfg)
+    job = agent_plan(settings)
+    if not job.todo:
+        return job, None
+    with fhir_server(settings["fhir"], job.run_dir), serve(job, cfg) as (base_url, died):
+        return job, asyncio.run(session(job, base_url, died))
+
+
+def main(cfg: DictConfig) -> int:
+    """Hydra task: play the tasks, print one summary line, return predict's exit code."""
+    if cfg.run.get("dry_run"):
+        job = agent_plan(to_plain(cfg))
+        print(
+            f"dry run: {job.run_name} on {cfg.dataset.name}: {len(job.todo or [])} tasks to play, "
+            f"{job.selected} selected (up to {job.max_rounds} model replies each; nothing sent, nothing written)"
+        )
+        return 0
+    job, out = run(cfg)
+    totals = store.totals(job.run_dir, check=episode_problem) if job.run_dir.is_dir() else None
+    return finish(job, out, totals, what="task")
