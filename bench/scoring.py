@@ -72,9 +72,9 @@ def _texts(question: Any, rng: random.Random, answer: str) -> tuple[str | None, 
     return f"{body}\n{final}", reasoning
 
 
-def write_runs(source: Path, questions: list[Any], runs: int) -> Path:
+def write_runs(source: Path, questions: list[Any], runs: int, dataset: str = "igakuqa") -> Path:
     """Write ``runs`` synthetic runs beside the real run in ``source``; return the predictions root."""
-    real = next(source.glob("igakuqa/*/run.json"))
+    real = next(source.glob(f"{dataset}/*/run.json"))
     header = json.loads(real.read_bytes())
     for k in range(runs):
         rng = random.Random(k)
@@ -120,24 +120,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--runs", type=int, default=20)
     p.add_argument("--keep", action="store_true", help="keep the folders under bench/out/")
+    p.add_argument("--dataset", default="igakuqa", choices=["igakuqa", "jmle2026"], help="2,000 or 400 questions")
+    p.add_argument("--no-plots", action="store_true", help="score.py plots=false")
     args = p.parse_args(argv)
+    plots = not args.no_plots
     repeats = 1 if args.quick else args.repeats
     info = h.announce_machine()
 
     h.use_offline_data()
     from jmle_eval.config import compose, load_questions
 
-    questions = load_questions(compose(["dataset=igakuqa"]))
+    questions = load_questions(compose([f"dataset={args.dataset}"]))
     work = h.fresh_dir(BENCH, "runs")
     predictions = work / "predictions"
     with h.fake_server(latency=0.0, served_name=SERVED, workdir=work) as server:
-        setup = h.run_child(
-            predict_argv(server.base_url, str(predictions), 2000), timeout_s=300, log=work / "setup.log"
-        )
+        asked = [
+            f"dataset={args.dataset}" if a == "dataset=igakuqa" else a
+            for a in predict_argv(server.base_url, str(predictions), 2000)
+        ]
+        setup = h.run_child(asked, timeout_s=300, log=work / "setup.log")
     if setup.rc != 0:
         print(f"setup predict run failed (exit {setup.rc}):\n{setup.output[-1500:]}", file=sys.stderr)
         return 1
-    write_runs(predictions, questions, args.runs)
+    write_runs(predictions, questions, args.runs, args.dataset)
     scored_runs = args.runs + 1
     print(f"  wrote {args.runs} synthetic runs × {len(questions)} questions (+ the real predict run) under {work}")
 
@@ -151,10 +156,10 @@ def main(argv: list[str] | None = None) -> int:
             f"paths.predictions={predictions}",
             f"paths.scored={out / 'scored'}",
             f"paths.leaderboard={out / 'leaderboard'}",
-            "plots=true",
+            f"plots={str(plots).lower()}",
         ]
         child = h.run_child(argv_, timeout_s=600, log=out / "score.log")
-        scored = sorted((out / "scored" / "igakuqa").glob("*.jsonl"))
+        scored = sorted((out / "scored" / args.dataset).glob("*.jsonl"))
         pngs = sorted((out / "leaderboard").glob("*.png"))
         if child.rc != 0 or len(scored) != scored_runs:
             problems.append(f"score.py #{rep + 1} exited {child.rc}, {len(scored)} scored runs: {child.output[-800:]}")
@@ -183,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     n_items = scored_runs * len(questions)
     print()
     print(
-        f"score.py over {scored_runs} runs × {len(questions)} questions ({n_items:,} prediction files), plots on; "
+        f"score.py over {scored_runs} runs × {len(questions)} questions ({n_items:,} prediction files), plots "
+        f"{'on' if plots else 'off'}; "
         f"{repeats} repeat(s): median (min–max)"
     )
     print(

@@ -20,8 +20,9 @@ import contextlib
 import functools
 import logging
 import os
+import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,9 @@ from jmle_eval.errors import UserError, restore_interrupts
 from jmle_eval.hydra_output import remove_output
 
 _RAISE = "HYDRA_FULL_ERROR"
+_CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+_SOURCE_FLAGS = ("-cd", "--config-dir", "-cp", "--config-path", "-cn", "--config-name")
+_MODE_KEY = re.compile(r"^\s*mode\s*:", re.M)
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -51,16 +55,51 @@ def run_hydra(main: Callable[[], Any], config_name: str) -> None:
     except UserError as exc:
         fail(str(exc), exc.exit_code)
     if os.environ.get(_RAISE):  # the user asked for Hydra's own report, traceback included
-        main()
+        with _skip_mode_probe(argv):
+            main()
         return
     os.environ[_RAISE] = "1"
     try:
-        main()
+        with _skip_mode_probe(argv):
+            main()
     except Exception as exc:
         if getattr(exc, "jmle_task_error", False):  # a bug in the task, not a config mistake
             raise
         _remove_sweep_record(exc)
         fail(explain(exc, config_name))
+
+
+def mode_may_be_set(argv: list[str]) -> bool:
+    """Return True unless neither the command line nor a YAML file in conf/ can set ``hydra.mode``.
+
+    An override of a ``hydra`` key or group, another config source (``--config-dir`` …), or any
+    ``mode:`` key in conf/ (a false alarm at worst) counts as "may be set".
+    """
+    for arg in argv:
+        key = arg.split("=", 1)[0].lstrip("+~")
+        if key in _SOURCE_FLAGS or key == "hydra" or key.startswith(("hydra.", "hydra/")):
+            return True
+    return any(_MODE_KEY.search(path.read_text(errors="replace")) for path in _CONF_DIR.rglob("*.yaml"))
+
+
+@contextlib.contextmanager
+def _skip_mode_probe(argv: list[str]) -> Iterator[None]:
+    """Skip Hydra's extra composition of the whole config (``Hydra.get_mode``) when it can only find no mode.
+
+    Hydra composes every run's config twice: first only to read ``hydra.mode`` (None unless a config or
+    override sets it; then ``-m`` alone decides), then for real. The first costs about 0.1 s of start-up.
+    """
+    from hydra._internal.hydra import Hydra
+
+    if mode_may_be_set(argv):
+        yield
+        return
+    probe = Hydra.get_mode
+    Hydra.get_mode = lambda self, config_name, overrides: None  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Hydra.get_mode = probe  # type: ignore[method-assign]
 
 
 def _remove_sweep_record(exc: BaseException) -> None:

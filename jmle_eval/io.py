@@ -167,3 +167,11 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def cores() -> int:
+    """Return the CPU cores this process may run on (its affinity: a SLURM or taskset allocation, not the node)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1

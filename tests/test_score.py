@@ -419,7 +419,7 @@ def test_judge_grader_without_a_rubric_is_refused_before_any_run_is_read(tmp_pat
 def test_pass_lines_come_from_the_card(tmp_path):
     from jmle_eval.report import plots
 
-    plt = plots._pyplot()
+    plt = plots.pyplot()
     card = _card()
     card["exams"] = {"120": {**card["exams"]["120"], "pass": {**card["exams"]["120"]["pass"], "required_ratio": 0.7}}}
     for exams, required in ((card["exams"], [70.0]), (_card()["exams"], [80.0]), ({}, [])):

@@ -1,13 +1,14 @@
 """Chat-completion requests to an OpenAI-compatible server: bounded, retried, adaptive, lean.
 
-The ``openai`` package is the client library: it resolves the base URL and the
-auth and default headers, lists the served models, and can send every request
-(``transport="sdk"``). The default hot path posts pre-serialised JSON on an
-aiohttp session (the SDK's own ``DefaultAioHttpClient`` transport) and reads
-the reply with one ``json.loads``: the SDK's ``post()``/``create()`` and even
-bare httpx2 spend 0.3-1 ms more CPU per request on option copies, URL and header
-merging, which at 256-1,024 requests in flight makes the client, not the
-server, the bottleneck (``reference/client-performance.md``).
+The default hot path (``transport="lean"``) posts pre-serialised JSON on an
+aiohttp session (the transport of the ``openai`` SDK's ``DefaultAioHttpClient``),
+with the base URL and headers the SDK's ``AsyncOpenAI`` would use
+(:func:`sdk_base_url`, :func:`sdk_headers`), and reads the reply with one
+``json.loads``: the SDK's ``post()``/``create()`` and even bare httpx2 spend
+0.3-1 ms more CPU per request on option copies, URL and header merging, which at
+256-1,024 requests in flight makes the client, not the server, the bottleneck
+(``reference/client-performance.md``). The SDK itself (about 0.3 s to import) is
+loaded only for ``transport="sdk"``, which sends every request through it.
 
 Retries are ours, so that attempts, ``Retry-After`` and the adaptive in-flight
 limit are visible and bounded: a question ends as a :class:`Reply` with status
@@ -18,22 +19,26 @@ key, unknown model or URL) raise :class:`Fatal`.
 from __future__ import annotations
 
 import asyncio
+import functools
+import importlib.metadata
 import logging
+import os
+import platform
 import random
+import sys
 import time
 import urllib.parse
 import urllib.request
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import httpx2
-import openai
 
 from jmle_eval.io import mask
 from jmle_eval.predict.limit import AdaptiveLimit
-from jmle_eval.predict.outage import Outage
+from jmle_eval.predict.outage import Outage, list_models
 from jmle_eval.predict.replies import (
     FATAL_STATUSES,
     RATE_LIMIT_STATUSES,
@@ -45,6 +50,9 @@ from jmle_eval.predict.replies import (
     retry_after_s,
 )
 
+if TYPE_CHECKING:
+    import openai
+
 log = logging.getLogger("jmle_eval.predict")
 MAX_GIVEN_BACK = 10
 """Outages one question may live through without spending an attempt (a prompt that crashes the server each
@@ -53,6 +61,55 @@ time it is sent must still end, as an error)."""
 
 TRANSPORTS = ("lean", "sdk")
 Post = Callable[[bytes], Awaitable[tuple[int, Any, bytes]]]
+
+
+def sdk_base_url(base_url: str) -> str:
+    """Return ``base_url`` normalised as ``openai.AsyncOpenAI`` does (httpx2 URL, one trailing slash), without it."""
+    url = httpx2.URL(base_url)
+    path, separator, query = url.raw_path.partition(b"?")
+    if not path.endswith(b"/"):
+        url = url.copy_with(raw_path=path + b"/" + separator + query)
+    return str(url).rstrip("/")
+
+
+@functools.cache
+def _sdk_platform() -> tuple[str, str]:
+    """Return the SDK's X-Stainless-OS and -Arch values, as its ``get_platform`` and ``get_architecture`` give them."""
+    system, name, machine = platform.system().lower(), platform.platform().lower(), platform.machine().lower()
+    named = {"darwin": "MacOS", "windows": "Windows", "freebsd": "FreeBSD", "openbsd": "OpenBSD", "linux": "Linux"}
+    os_name = named.get(system, f"Other:{name}" if name else "Unknown")
+    if "iphone" in name or "ipad" in name:
+        os_name = "iOS"
+    elif "android" in name and system not in ("darwin", "windows"):
+        os_name = "Android"
+    arches = {"arm64": "arm64", "aarch64": "arm64", "arm": "arm", "x86_64": "x64"}
+    arch = arches.get(machine) or ("x32" if sys.maxsize <= 2**32 else f"other:{machine}" if machine else "unknown")
+    return os_name, arch
+
+
+def sdk_headers(api_key: str) -> dict[str, str]:
+    """Return the headers ``openai.AsyncOpenAI(api_key=…)`` sends on every request, without importing the SDK.
+
+    tests/test_startup.py checks them against the installed SDK's.
+    """
+    version = importlib.metadata.version("openai")
+    os_name, arch = _sdk_platform()
+    headers = {
+        "Accept": "application/json",
+        "Content-Type": "application/json",
+        "User-Agent": f"AsyncOpenAI/Python {version}",
+        "X-Stainless-Lang": "python",
+        "X-Stainless-Package-Version": version,
+        "X-Stainless-OS": os_name,
+        "X-Stainless-Arch": arch,
+        "X-Stainless-Runtime": platform.python_implementation(),
+        "X-Stainless-Runtime-Version": platform.python_version(),
+        "X-Stainless-Async": "async:asyncio",
+    }
+    for header, env in (("OpenAI-Organization", "OPENAI_ORG_ID"), ("OpenAI-Project", "OPENAI_PROJECT_ID")):
+        if (value := os.environ.get(env)) is not None:
+            headers[header] = value
+    return {**headers, "Authorization": f"Bearer {api_key}"} if api_key else headers
 
 
 def _env_proxy(url: str) -> str | None:
@@ -98,15 +155,10 @@ class ChatClient:
         self.limit = AdaptiveLimit(max_concurrency)
         self._secrets = [s for s in secrets if s]
         self.sent = 0  # chat requests put on the wire (a failed run keeps its logs when any was)
-        http = openai.DefaultAioHttpClient(
-            limits=httpx2.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency),
-            timeout=httpx2.Timeout(self.timeout_s, connect=min(10.0, self.timeout_s)),
-        )
-        self.sdk = openai.AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=0, http_client=http)
-        self.base_url = str(self.sdk.base_url).rstrip("/")
+        self.sdk = self._sdk(base_url, api_key, max_concurrency) if transport == "sdk" else None
+        self.base_url = sdk_base_url(base_url)
         self.url = f"{self.base_url}/chat/completions"
-        headers = {**self.sdk.default_headers, **self.sdk.auth_headers}
-        self._headers = {k: v for k, v in headers.items() if isinstance(v, str)}
+        self._headers = sdk_headers(api_key)
         # Per-request work is kept out of the hot path: headers are session defaults, no cookie jar, and the
         # proxy from HTTP(S)_PROXY / NO_PROXY is looked up once (trust_env would do it in a thread per request).
         self._proxy = _env_proxy(self.url)
@@ -120,38 +172,28 @@ class ChatClient:
             self._reachable, base_url=self.base_url, timeout_s=outage_timeout_s, server_died=server_died
         )
 
+    def _sdk(self, base_url: str, api_key: str, max_concurrency: int) -> openai.AsyncOpenAI:
+        import openai
+
+        http = openai.DefaultAioHttpClient(
+            limits=httpx2.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency),
+            timeout=httpx2.Timeout(self.timeout_s, connect=min(10.0, self.timeout_s)),
+        )
+        return openai.AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=0, http_client=http)
+
     def _clean(self, text: str) -> str:
         return mask(text, self._secrets)
 
     async def aclose(self) -> None:
-        """Stop watching for the server and close both connection pools."""
+        """Stop watching for the server and close the connection pools."""
         await self.outage.aclose()
         await self._session.close()
-        await self.sdk.close()
+        if self.sdk is not None:
+            await self.sdk.close()
 
     async def models(self, wait_s: float) -> list[str]:
-        """Return the served model ids, retrying connection failures for up to ``wait_s`` seconds.
-
-        Raises Fatal when the server rejects the key, and ConnectionError naming
-        the URL when nothing answers in time.
-        """
-        deadline = time.monotonic() + max(0.0, wait_s)
-        sdk = self.sdk.with_options(timeout=max(1.0, min(10.0, wait_s)))
-        while True:
-            try:
-                page = await sdk.models.list()
-                return [str(m.id) for m in page.data]
-            except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
-                raise Fatal(exc.status_code, self._clean(exc.message), f"{self.base_url}/models") from None
-            except openai.APIStatusError:
-                return []  # reachable; some servers do not list models
-            except (openai.APIConnectionError, ValueError, TypeError) as exc:
-                if time.monotonic() + 1.0 > deadline:
-                    reason = self._clean(str(exc.__cause__ or exc) or type(exc).__name__)
-                    raise ConnectionError(
-                        f"no answer from {self.base_url}/models within {wait_s:g} s ({reason})"
-                    ) from exc
-                await asyncio.sleep(1.0)
+        """Return the served model ids (:func:`~jmle_eval.predict.outage.list_models`)."""
+        return await list_models(self._session, f"{self.base_url}/models", wait_s, proxy=self._proxy, clean=self._clean)
 
     async def _reachable(self) -> bool:
         """Return True if the server answers HTTP at all (any status): the connection is not the problem."""
@@ -168,6 +210,9 @@ class ChatClient:
             return resp.status, resp.headers, await resp.read()
 
     async def _post_sdk(self, body: bytes) -> tuple[int, Any, bytes]:
+        import openai
+
+        assert self.sdk is not None
         try:
             resp = await self.sdk.post("/chat/completions", content=body, cast_to=httpx2.Response)
         except openai.APIStatusError as exc:

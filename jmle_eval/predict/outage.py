@@ -1,22 +1,65 @@
-"""Server outages during a run: pause dispatch, probe with back-off, resume or give up.
+"""Whether the server is there: the preflight's model list, and outages during a run.
 
-A request that fails at the connection level asks :meth:`Outage.server_is_down`;
-concurrent failures share one probe. While the server is down, :meth:`Outage.gate`
-holds every request back (so no question spends an attempt on it) and one watcher
-probes until the server answers or ``timeout_s`` passes; a launched server that
-died is given up on at once.
+:func:`list_models` answers the preflight, retrying until the server is up. A request
+that fails at the connection level asks :meth:`Outage.server_is_down`; concurrent
+failures share one probe. While the server is down, :meth:`Outage.gate` holds every
+request back (so no question spends an attempt on it) and one watcher probes until
+the server answers or ``timeout_s`` passes; a launched server that died is given up
+on at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+import aiohttp
+
+from jmle_eval.predict.replies import Fatal
+
 log = logging.getLogger("jmle_eval.predict")
+
+
+async def list_models(
+    session: aiohttp.ClientSession, url: str, wait_s: float, *, proxy: str | None, clean: Callable[[str], str]
+) -> list[str]:
+    """Return the model ids the server lists at ``url``, retrying failures for up to ``wait_s`` seconds.
+
+    Raises Fatal when the server rejects the key (401/403, with the message the openai SDK gives), and
+    ConnectionError naming the URL when nothing answers in time. Another status: [] (some servers list none).
+    """
+    deadline = time.monotonic() + max(0.0, wait_s)
+    timeout = aiohttp.ClientTimeout(total=max(1.0, min(10.0, wait_s)))
+    while True:
+        try:
+            async with session.get(url, proxy=proxy, timeout=timeout) as resp:
+                status, text = resp.status, (await resp.read()).decode("utf-8", "replace")
+            if status in (401, 403):
+                raise Fatal(status, clean(_status_message(status, text)), url)
+            if not 200 <= status < 300:
+                return []
+            return [str(m["id"]) for m in json.loads(text)["data"]]
+        except (aiohttp.ClientError, OSError, TimeoutError, ValueError, TypeError, KeyError) as exc:
+            if time.monotonic() + 1.0 > deadline:
+                reason = str(exc) or ("Request timed out." if isinstance(exc, TimeoutError) else type(exc).__name__)
+                raise ConnectionError(f"no answer from {url} within {wait_s:g} s ({clean(reason)})") from exc
+            await asyncio.sleep(1.0)
+
+
+def _status_message(status: int, text: str) -> str:
+    """Return the openai SDK's ``APIStatusError.message``: the code, and the body's error message if it has one."""
+    try:
+        body = json.loads(text.strip())
+    except ValueError:
+        return f"Error code: {status}"
+    error = body.get("error", body) if isinstance(body, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    return f"Error code: {status} - {message}" if isinstance(message, str) and message else f"Error code: {status}"
 
 
 class Unreachable(Exception):

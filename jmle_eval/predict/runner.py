@@ -20,7 +20,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from jmle_eval.config import to_plain
-from jmle_eval.predict import dryrun, store
+from jmle_eval.predict import store
 from jmle_eval.predict.ask import Outcome, TooManyRejected, record
 from jmle_eval.predict.job import Job
 from jmle_eval.predict.plan import Plan, plan
@@ -101,6 +101,8 @@ def finish(job: Job, out: Outcome | None, totals: dict[str, Any] | None, what: s
 def main(cfg: DictConfig) -> int:
     """Hydra task: predict, print one summary line, return the exit code (130/143 when interrupted)."""
     if cfg.run.get("dry_run"):  # what it would ask and cost: no request, no server, nothing written
+        from jmle_eval.predict import dryrun  # only a dry run needs it (and its token counting)
+
         return dryrun.main(cfg)
     job, out = run(cfg)
     totals = store.totals(job.run_dir) if job.run_dir.is_dir() else None

@@ -25,7 +25,8 @@ _NO_VERDICT = "#5c6bc0"
 """Bars and points of runs graded without pass criteria (``choice``)."""
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """Return ``matplotlib.pyplot`` set up for these plots (Agg, a Japanese font where installed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -98,7 +99,7 @@ def pass_lines(ax: Any, card: Mapping[str, Any]) -> tuple[list[float], str]:
 
 def score_bars(dataset: str, card: Mapping[str, Any], ranked: Sequence[RunSummary]) -> bytes:
     """Return a horizontal bar chart of score % (accuracy % for ``choice``) with 95 % CIs and the card's pass lines."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 1.6 + 0.38 * max(len(ranked), 1)), layout="constrained")
     labels = [s.label for s in ranked][::-1]
     bars = [_bar(s) for s in ranked][::-1]
@@ -130,7 +131,7 @@ def score_bars(dataset: str, card: Mapping[str, Any], ranked: Sequence[RunSummar
 
 def block_heatmap(dataset: str, ranked: Sequence[RunSummary]) -> bytes:
     """Return a heat map of accuracy, runs × blocks, with the values written in the cells."""
-    plt = _pyplot()
+    plt = pyplot()
     import numpy as np
 
     blocks = sorted({b for s in ranked for b in s.by_block})
@@ -158,7 +159,7 @@ def block_heatmap(dataset: str, ranked: Sequence[RunSummary]) -> bytes:
 
 def cost_scatter(dataset: str, ranked: Sequence[RunSummary]) -> bytes:
     """Return accuracy against completion tokens per question (cost in the label where known)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     points = [
         (s, s.tokens.completion_per_question, 100 * s.accuracy.all.accuracy)
@@ -187,7 +188,7 @@ def judge_panels(dataset: str, ranked: Sequence[RunSummary]) -> bytes | None:
     graded = [(s, g) for s in ranked if (g := grade_of_record(s)) is not None and g.exact is not None]
     if not graded:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 0.5 * len(graded) + 1.6), sharey=True)
     labels = [s.label + ("" if s.settings.image_mode == "vision" else " (text only)") for s, _ in graded]
     panels = (
@@ -221,14 +222,26 @@ def write_all(dataset: str, card: Mapping[str, Any], ranked: Sequence[RunSummary
     """Write ``<dataset>.png``, ``.blocks.png`` (sets with blocks), ``.cost.png`` and, for a 0–10 judge,
     ``.judge.png``; return their paths."""
     from jmle_eval.io import write_file as write_atomic
+    from jmle_eval.score.parallel import ordered_map
 
-    figures = {folder / f"{dataset}.png": score_bars(dataset, card, ranked)}
-    if any(s.by_block for s in ranked):  # sets without blocks (English, NEJM) get no empty heat map
-        figures[folder / f"{dataset}.blocks.png"] = block_heatmap(dataset, ranked)
-    figures[folder / f"{dataset}.cost.png"] = cost_scatter(dataset, ranked)
-    panels = judge_panels(dataset, ranked)
-    if panels is not None:
-        figures[folder / f"{dataset}.judge.png"] = panels
+    wanted = ["score", *(["blocks"] if any(s.by_block for s in ranked) else []), "cost", "judge"]
+    drawn = ordered_map(_draw, [(kind, dataset, dict(card), list(ranked)) for kind in wanted])  # one core each
+    suffix = {"score": "", "blocks": ".blocks", "cost": ".cost", "judge": ".judge"}
+    figures: dict[Path, bytes] = {  # a figure with nothing to show (no 0–10 judge: no panels) is not written
+        folder / f"{dataset}{suffix[kind]}.png": data for kind, data in zip(wanted, drawn, strict=True) if data
+    }
     for path, data in figures.items():
         write_atomic(path, data)
     return list(figures)
+
+
+def _draw(job: tuple[str, str, dict[str, Any], list[RunSummary]]) -> bytes | None:
+    """Return one figure's PNG bytes (a worker process draws it): score, blocks, cost or judge."""
+    kind, dataset, card, ranked = job
+    if kind == "score":
+        return score_bars(dataset, card, ranked)
+    if kind == "blocks":  # sets without blocks (English, NEJM) get no empty heat map
+        return block_heatmap(dataset, ranked)
+    if kind == "cost":
+        return cost_scatter(dataset, ranked)
+    return judge_panels(dataset, ranked)

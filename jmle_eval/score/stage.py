@@ -27,6 +27,7 @@ from jmle_eval.errors import UserError
 from jmle_eval.io import dump_json
 from jmle_eval.io import write_file as write_atomic
 from jmle_eval.schema import ScoredItem
+from jmle_eval.score import parallel
 from jmle_eval.score.grade import Key, compile_keys
 from jmle_eval.score.graders import grader_of
 from jmle_eval.score.judged import judge_section
@@ -130,6 +131,36 @@ def write_run(run: ScoredRun, scored_dir: Path) -> None:
     write_atomic(folder / f"{run.name}.summary.json", dump_json(run.summary.model_dump(mode="json")))
 
 
+@dataclass(frozen=True)
+class RunJob:
+    """What grading one run needs, sent whole to a worker process."""
+
+    run_dir: Path
+    dataset: str
+    keys: list[Key]
+    card: dict[str, Any]
+    bootstrap: Mapping[str, Any]
+    version: str | None
+    judgments: Path | None
+    scored: Path
+
+
+def grade_one(job: RunJob) -> tuple[RunSummary | None, list[tuple[str, str]]]:
+    """Grade one run and write its scored lines and summary; return the summary and what was skipped."""
+    skipped = Skipped()
+    run = score_run(job.run_dir, job.dataset, job.keys, job.card, job.bootstrap, skipped, job.version, job.judgments)
+    if run is not None:
+        write_run(run, job.scored)
+    return (run.summary if run else None), skipped.entries
+
+
+def _import_plotting() -> None:
+    """Import matplotlib (about 0.4 s) so that the plot workers, forked later, start with it loaded."""
+    from jmle_eval.report import plots
+
+    plots.pyplot()
+
+
 def _as_list(value: Any) -> list[str] | None:
     if value is None:
         return None
@@ -171,16 +202,20 @@ def _score_dataset(
         scoring.print_agent_results(scoring.score_agent_dataset(card, run_dirs, settings, bootstrap, skipped))
         return []
     variants: dict[str, tuple[dict[str, Any], list[Key], str]] = {}
-    scored = []
-    for run_dir in run_dirs:  # one run's scored lines in memory at a time: 2,000 questions × 50 runs fit anywhere
+    jobs = []
+    for run_dir in run_dirs:
         own = run_card(card, run_dir)
         tag = json.dumps({k: own.get(k) for k in SELECTION}, sort_keys=True)
         if tag not in variants:  # each question set (e.g. a sample) is loaded once
             variants[tag] = (own, load_keys(own, os.fspath(paths["data"])), dataset_version(own))
         own, keys, version = variants[tag]
-        if run := score_run(run_dir, name, keys, own, bootstrap, skipped, version, paths.get("judgments")):
-            write_run(run, paths["scored"])
-            scored.append(run.summary)
+        jobs.append(RunJob(run_dir, name, keys, own, bootstrap, version, paths.get("judgments"), paths["scored"]))
+    scored = []
+    warm = _import_plotting if settings.get("plots") else None  # matplotlib loads while the runs are graded
+    for summary, entries in parallel.ordered_map(grade_one, jobs, warm):  # in run order
+        skipped.entries += entries
+        if summary is not None:
+            scored.append(summary)
     if scored:
         summaries = list(scored)
         if settings.get("runs") is not None:  # a partial re-score keeps the other runs on the leaderboard
