@@ -161,3 +161,13 @@ def test_kill_9_mid_run_then_resume_plays_every_unfinished_episode_once_more(tas
     files = _files(run_dir)
     assert len(files) == 30 and all(r["outcome"] == "finished" for r in files.values())
     assert all(files[t] == kept[t] for t in kept)  # a finished transcript is never played again
+
+
+def test_a_dry_run_needs_no_fhir_server_and_writes_nothing(tmp_path):
+    dead = f"http://127.0.0.1:{free_port()}/fhir/"
+    extra = ["run.dry_run=true", "dataset.task_types=[1,2]", "model=gpt_5_2"]  # a price; no server, no key
+    done = run_python(["predict.py", *_overrides("http://127.0.0.1:9/v1", dead, tmp_path, *extra)])
+    assert done.returncode == 0, done.stderr
+    assert "tasks             60 to play, 60 selected, 0 done; up to 8 model replies each" in done.stdout
+    assert "opening prompts" in done.stdout and "input cost (USD)  at least $" in done.stdout
+    assert not (tmp_path / "predictions").exists()
