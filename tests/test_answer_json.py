@@ -141,3 +141,11 @@ def test_a_json_run_falls_back_to_the_text_parser_and_a_text_run_never_reads_jso
     assert (fallback.answer, fallback.rule) == (("c",), "marker")
     text = read_reply('{"answer": ["b"]}', "single", "abcde", answer_format="text", marker="【回答】", language="ja")
     assert text.rule != "json"
+
+
+def test_show_prints_the_question_in_the_runs_answer_format():
+    shown = run_python(["-m", "jmle_eval.datasets", "show", "120A-74"])  # SmolLM2's card: json
+    assert shown.returncode == 0, shown.stderr
+    assert "次の形式のJSONオブジェクトだけで解答してください" in shown.stdout and '{"answer": 0.4}' in shown.stdout
+    text = run_python(["-m", "jmle_eval.datasets", "show", "120A-74", "model=qwen3_32b"])
+    assert "【回答】0.40" in text.stdout and '{"answer"' not in text.stdout

@@ -85,7 +85,17 @@ def test_a_missing_translation_file_is_a_clear_error(tmp_path):
 
 
 def test_show_prints_the_english_question_with_the_japanese_key():
-    shown = run_python(["-m", "jmle_eval.datasets", "show", "112A-1", "dataset=igakuqa", "dataset.language=en"])
+    shown = run_python(
+        [
+            "-m",
+            "jmle_eval.datasets",
+            "show",
+            "112A-1",
+            "dataset=igakuqa",
+            "dataset.language=en",
+            "prompt.answer_format=text",
+        ]
+    )
     assert shown.returncode == 0, shown.stderr
     out = shown.stdout
     assert "Question 112A-1" in out and "What disease causes hyperammonemia?" in out

@@ -143,7 +143,7 @@ def test_stats_command_prints_counts():
 
 
 def test_show_command_prints_the_prompt_and_key():
-    proc = run_python(["-m", "jmle_eval.datasets", "show", "120A-16"])
+    proc = run_python(["-m", "jmle_eval.datasets", "show", "120A-16", "prompt.answer_format=text"])
     assert proc.returncode == 0, proc.stderr
     assert "【問題 120A-16】" in proc.stdout and "accepted: b" in proc.stdout and "【回答】" in proc.stdout
 

@@ -397,7 +397,7 @@ def test_stats_command_works_for_every_english_set(name, expected):
 
 
 def test_show_command_prints_an_english_question_as_the_model_sees_it():
-    proc = run_python(["-m", "jmle_eval.datasets", "show", "test-00000", "dataset=medqa"])
+    proc = run_python(["-m", "jmle_eval.datasets", "show", "test-00000", "dataset=medqa", "prompt.answer_format=text"])
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "(A) Disclose the error to the patient" in out and "(D) Refuse to dictate the operative report" in out

@@ -149,3 +149,18 @@ def test_a_dry_run_counts_every_sample(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert "12 to ask, 12 selected, 0 done" in done.stdout
+
+
+def test_equal_numbers_written_differently_are_one_vote(fake_server, tmp_path):
+    """116B-50 (key 2.1): 3.0, 2.1, 2.10 — the majority is 2.1 with two votes of three, not a three-way tie."""
+    replies = {"116B-50": ["【回答】3.0", "【回答】2.1", "【回答】2.10"]}
+    reset_server(fake_server, served_name=SERVED, content=replies)
+    overrides = predict_overrides(
+        fake_server, tmp_path / "predictions", "dataset=igakuqa", "run.ids=[116B-50]", "run.repeats=3", *SAMPLING
+    )
+    assert run_python(["predict.py", *overrides]).returncode == 0
+    assert _score(tmp_path).returncode == 0
+    lines = [json.loads(line) for line in (tmp_path / "scored" / "igakuqa" / f"{RUN}.jsonl").read_text().splitlines()]
+    (line,) = [entry for entry in lines if entry["question_id"] == "116B-50"]
+    assert line["predicted"] == ["2.1"] and line["correct"] is True
+    assert line["repeats"]["answers"] == [["3.0"], ["2.1"], ["2.10"]] and line["repeats"]["agreement"] == 0.6667

@@ -17,7 +17,7 @@ from typing import Any
 
 from jmle_eval.config import compose, load_questions, to_plain
 from jmle_eval.errors import UserError
-from jmle_eval.schema import Question
+from jmle_eval.schema import ImageMode, Question
 
 USAGE = __doc__ or ""
 
@@ -78,7 +78,9 @@ def show(question: Question, image_mode: str, prompt: Mapping[str, Any] | None =
     mode = image_mode if image_mode in ("blind", "vision", "skip") else "blind"
     prompt = prompt or {}
     version, marker = str(prompt.get("version") or "v1"), answer_marker(prompt, language)
-    messages = build_messages(question, "vision" if mode == "vision" else "blind", version, marker, language)
+    answer_format = str(prompt.get("answer_format") or "text")  # the model card's default: SmolLM2 asks for JSON
+    shown: ImageMode = "vision" if mode == "vision" else "blind"
+    messages = build_messages(question, shown, version, marker, language, answer_format)
     user = messages[1]["content"]
     text = user if isinstance(user, str) else user[0]["text"]
     meta = [

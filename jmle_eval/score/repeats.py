@@ -26,7 +26,7 @@ from typing import Any
 from jmle_eval.schema import ScoredItem
 from jmle_eval.score import stats
 from jmle_eval.score.exams import exam_results, graded_pairs
-from jmle_eval.score.grade import Key
+from jmle_eval.score.grade import Key, to_decimal
 from jmle_eval.score.lines import score_predictions
 from jmle_eval.score.parts import RepeatStats
 from jmle_eval.score.summary import UsageTally
@@ -48,14 +48,25 @@ def _split(predictions: Mapping[str, Mapping[str, Any]], k: int) -> list[dict[st
     return samples
 
 
+def _vote(item: ScoredItem) -> tuple[str, ...] | None:
+    """Return what a sample votes for: its letters, or its number as a number ("0.4" and "0.40" are one vote)."""
+    if not item.predicted:
+        return None
+    if item.type == "numeric":
+        value = to_decimal(item.predicted[0])
+        return (str(value.normalize()),) if value is not None else tuple(item.predicted)
+    return tuple(item.predicted)
+
+
 def _majority(samples: Sequence[ScoredItem], k: int) -> ScoredItem:
     """Return a question's line: the majority answer's (ties: the first given), with every sample's answer."""
     answers = [tuple(s.predicted) if s.predicted else None for s in samples]
-    votes = Counter(a for a in answers if a is not None)
+    ballots = [_vote(s) for s in samples]
+    votes = Counter(b for b in ballots if b is not None)
     if votes:
         best = max(votes.values())
-        winner = next(a for a in answers if a is not None and votes[a] == best)
-        chosen = samples[answers.index(winner)]
+        winner = next(b for b in ballots if b is not None and votes[b] == best)
+        chosen = samples[ballots.index(winner)]
     else:  # no sample has a readable answer: the first answered one stands for the question
         chosen = next((s for s in samples if s.status in ("ok", "error")), samples[0])
         if chosen.status not in ("ok", "error"):
