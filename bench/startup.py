@@ -59,6 +59,7 @@ def serve(port_file: str) -> None:
     """Run the fake server with first-arrival stamps until SIGTERM (the ``--serve`` mode of this module)."""
     from aiohttp import web
 
+    from jmle_eval.testing.background import until_stopped
     from jmle_eval.testing.fakeserver import FakeServer
 
     first: dict[str, float] = {}
@@ -76,7 +77,7 @@ def serve(port_file: str) -> None:
             first.clear()
         return web.json_response(first)
 
-    async def run() -> None:
+    async def start() -> tuple[web.AppRunner, int]:
         server = FakeServer(served_name=SERVED)
         app = server.app()
         app.middlewares.append(stamp)
@@ -85,17 +86,9 @@ def serve(port_file: str) -> None:
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0, backlog=4096)
         await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        tmp = Path(f"{port_file}.tmp")
-        tmp.write_text(str(port))
-        tmp.replace(port_file)
-        stop = asyncio.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-        await stop.wait()
-        await runner.cleanup()
+        return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
-    asyncio.run(run())
+    asyncio.run(until_stopped(start, str(port_file)))
 
 
 def _first(port: int, clear: bool = False) -> dict[str, float]:

@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from jmle_eval.testing.background import in_thread
 from jmle_eval.testing.fakeserver import FakeServer, serve
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,25 +52,9 @@ class RunningFakeServer:
 @pytest.fixture
 def fake_server() -> Iterator[RunningFakeServer]:
     """Start a fake OpenAI-compatible server on 127.0.0.1 (a free port) for one test."""
-    loop = asyncio.new_event_loop()
     server = FakeServer()
-    started = threading.Event()
-    box: dict[str, Any] = {}
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        box["runner"], box["port"] = loop.run_until_complete(serve(server, "127.0.0.1", 0))
-        started.set()
-        loop.run_forever()
-        loop.run_until_complete(box["runner"].cleanup())
-        loop.close()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert started.wait(10), "fake server did not start"
-    yield RunningFakeServer(server, box["port"], loop)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
+    with in_thread(lambda: serve(server, "127.0.0.1", 0), "fake server") as (port, loop):
+        yield RunningFakeServer(server, port, loop)
 
 
 def run_python(

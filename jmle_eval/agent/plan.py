@@ -25,7 +25,7 @@ from jmle_eval.agent.tasks import TYPES, AgentTask, first_message, load_function
 from jmle_eval.errors import UserError
 from jmle_eval.predict import store
 from jmle_eval.predict.job import Job, prediction_record
-from jmle_eval.predict.plan import api_key, model_inputs, request_template, run_header
+from jmle_eval.predict.plan import api_key, model_inputs, request_template, run_header, take
 from jmle_eval.predict.replies import Reply
 from jmle_eval.predict.settings import check_output_folder, read_settings, whole
 
@@ -116,12 +116,7 @@ def _select(
             )
         wanted = {str(i) for i in ids}
         tasks = [t for t in tasks if t.id in wanted]
-    if limit is not None:
-        tasks = tasks[:limit]
-    if shard is not None:
-        k, n = shard
-        tasks = [t for i, t in enumerate(tasks) if i % n == k]
-    return tasks
+    return take(tasks, limit, shard)
 
 
 def _fingerprint_inputs(cfg: Mapping[str, Any], functions: list[dict[str, Any]], fhir_base: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from jmle_eval import datasets, io, providers
 from jmle_eval.datasets import text
@@ -29,7 +29,9 @@ from jmle_eval.schema import ANSWER_MARKER, ImageMode, Prediction, Question
 if TYPE_CHECKING:
     from jmle_eval.predict.replies import Reply
 
-__all__ = ["Plan", "api_key", "check_run_name", "parse_shard", "plan", "request_template", "select"]
+T = TypeVar("T")
+
+__all__ = ["Plan", "api_key", "check_run_name", "parse_shard", "plan", "request_template", "select", "take"]
 
 
 @dataclass
@@ -90,12 +92,17 @@ def select(
             )
         keep = set(wanted)
         chosen = [q for q in chosen if q.id in keep]
+    return take(chosen, limit, shard)
+
+
+def take(items: list[T], limit: int | None, shard: tuple[int, int] | None) -> list[T]:
+    """Return the first ``limit`` items, then shard k of n of them (every n-th from the k-th)."""
     if limit is not None:
-        chosen = chosen[:limit]
+        items = items[:limit]
     if shard is not None:
         k, n = shard
-        chosen = [q for i, q in enumerate(chosen) if i % n == k]
-    return chosen
+        items = [item for i, item in enumerate(items) if i % n == k]
+    return items
 
 
 def _question_id(given: str, known: set[str]) -> str:

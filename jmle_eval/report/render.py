@@ -187,7 +187,7 @@ def markdown(
     if any(s.judges for s in ranked):
         lines += ["", "## Judges", "", *JUDGE_NOTES, "", _judges_table(ranked)]
     if any(s.repeats for s in ranked):
-        lines += ["", "## Repeated samples", "", *repeats.NOTES, "", repeats.table(ranked)]
+        lines += ["", "## Repeated samples", "", *repeats.NOTES, "", _table(repeats.HEADER, repeats.rows(ranked))]
     return "\n".join(lines) + "\n"
 
 

@@ -50,10 +50,13 @@ def _pct(value: float | None) -> str:
     return "—" if value is None else f"{100 * value:.1f}%"
 
 
-def table(ranked: Sequence[RunSummary]) -> str:
-    """Return the Markdown table of the repeats runs: k, mean ± SD [CI], majority, consistency, pass@k."""
-    header = ["Model", "k", "Mean ± SD (95% CI)", "Majority", "Consistency", "pass@k", "Score % mean ± SD", "Passes"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+HEADER = ["Model", "k", "Mean ± SD (95% CI)", "Majority", "Consistency", "pass@k", "Score % mean ± SD", "Passes"]
+"""The columns of the Markdown "Repeated samples" table (``render`` draws it)."""
+
+
+def rows(ranked: Sequence[RunSummary]) -> list[list[Any]]:
+    """Return the cells of the repeats runs: k, mean ± SD [CI], majority, consistency, pass@k, score, passes."""
+    out = []
     for s in ranked:
         r = s.repeats
         if r is None:
@@ -67,5 +70,5 @@ def table(ranked: Sequence[RunSummary]) -> str:
         )
         passes = ", ".join(f"{exam}: {n}/{r.k}" for exam, n in (r.passes or {}).items()) or "—"
         cells = [s.label, r.k, f"{mean}{ci}", _pct(r.majority), _pct(r.consistency), _pct(r.pass_at_k)]
-        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in [*cells, score, passes]) + " |")
-    return "\n".join(lines)
+        out.append([*cells, score, passes])
+    return out

@@ -27,6 +27,7 @@ from jmle_eval.schema import ScoredItem
 from jmle_eval.score import stats
 from jmle_eval.score.exams import exam_results, graded_pairs
 from jmle_eval.score.grade import Key, to_decimal
+from jmle_eval.score.graders import grader_of
 from jmle_eval.score.lines import score_predictions
 from jmle_eval.score.parts import RepeatStats
 from jmle_eval.score.summary import UsageTally
@@ -161,7 +162,7 @@ def repeat_stats(
         majority=_share([float(c) for c in majority]),
         consistency=_share(agreement),
         pass_at_k=_share(hits),
-        **(_exam_parts(keys, per_sample, card) if card.get("grader", "exam") == "exam" else {}),
+        **(_exam_parts(keys, per_sample, card) if grader_of(card) == "exam" else {}),
     )
 
 
@@ -171,9 +172,9 @@ def score_repeats(
     predictions: Mapping[str, Mapping[str, Any]],
     card: Mapping[str, Any],
     bootstrap: Mapping[str, int],
+    k: int,
 ) -> tuple[list[ScoredItem], UsageTally, RepeatStats]:
-    """Return a repeats run's lines (majority answers), the usage of every sample, and its :class:`RepeatStats`."""
-    k = repeats_of(info)
+    """Return a repeats run's lines (majority answers), the usage of its k samples, and its :class:`RepeatStats`."""
     graded = [score_predictions(keys, info, sample) for sample in _split(predictions, k)]
     per_sample = [items for items, _ in graded]
     lines = [_majority([items[j] for items in per_sample], k) for j in range(len(keys))]

@@ -101,7 +101,7 @@ def score_run(
         return None
     repeated = None
     if k > 1:  # the lines are the majority answers; judge.py does not judge samples, so no judge section
-        items, tally, repeated = score_repeats(keys, info, predictions, card, bootstrap)
+        items, tally, repeated = score_repeats(keys, info, predictions, card, bootstrap, k)
         judged_dir = None
     else:
         items, tally = score_predictions(keys, info, predictions)

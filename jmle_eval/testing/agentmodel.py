@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import json
 import re
-import signal
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -27,7 +26,7 @@ from typing import Any
 from aiohttp import web
 
 from jmle_eval.agent.tasks import AgentTask, default_root, load_tasks
-from jmle_eval.testing.background import in_thread
+from jmle_eval.testing.background import in_thread, until_stopped
 
 __all__ = ["AgentModel", "main", "plan", "running"]
 
@@ -221,7 +220,7 @@ async def serve(model: AgentModel, host: str, port: int) -> tuple[web.AppRunner,
 @contextmanager
 def running(model: AgentModel, host: str = "127.0.0.1") -> Iterator[str]:
     """Run the server on a free port in a background thread; yield its OpenAI base URL (``…/v1``)."""
-    with in_thread(lambda: serve(model, host, 0), "agent model server") as port:
+    with in_thread(lambda: serve(model, host, 0), "agent model server") as (port, _):
         yield f"http://{host}:{port}/v1"
 
 
@@ -236,18 +235,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     model = AgentModel(load_tasks(default_root()), args.served_name, json.loads(args.behaviour), args.latency)
 
-    async def run() -> None:
-        runner, port = await serve(model, "127.0.0.1", args.port)
-        if args.port_file:
-            with open(args.port_file, "w") as f:
-                f.write(str(port))
-        stop = asyncio.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-        await stop.wait()
-        await runner.cleanup()
-
-    asyncio.run(run())
+    asyncio.run(until_stopped(lambda: serve(model, "127.0.0.1", args.port), args.port_file))
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ import hashlib
 import json
 import os
 import re
-import signal
 import sys
 import time
 from collections import Counter
@@ -34,6 +33,7 @@ from aiohttp import web
 
 from jmle_eval.schema import ANSWER_MARKER
 from jmle_eval.testing import faults
+from jmle_eval.testing.background import until_stopped
 from jmle_eval.testing.faults import FAULTS
 
 __all__ = ["DEFAULTS", "FAULTS", "FakeServer", "main", "serve"]
@@ -216,25 +216,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--startup-delay", type=float, default=0.0, help="sleep before listening (health-wait tests)")
     args = p.parse_args(argv)
 
-    async def run() -> None:
+    async def start() -> tuple[web.AppRunner, int]:
         if args.startup_delay:
             await asyncio.sleep(args.startup_delay)
         server = FakeServer(latency=args.latency, served_name=args.served_name, **json.loads(args.config))
-        runner, port = await serve(server, args.host, args.port)
-        if args.port_file:
-            tmp = f"{args.port_file}.tmp"
-            with open(tmp, "w") as f:
-                f.write(str(port))
-            os.replace(tmp, args.port_file)
-        print(f"fakeserver listening on http://{args.host}:{port}/v1 (pid {os.getpid()})", flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-        await runner.cleanup()
+        return await serve(server, args.host, args.port)
 
-    asyncio.run(run())
+    banner = f"fakeserver listening on http://{args.host}:{{port}}/v1 (pid {os.getpid()})"
+    asyncio.run(until_stopped(start, args.port_file, banner))
     sys.exit(0)
 
 

@@ -20,7 +20,6 @@ import asyncio
 import itertools
 import json
 import os
-import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,7 +28,7 @@ from typing import Any
 from aiohttp import web
 
 from jmle_eval.agent.tasks import default_root, load_tasks
-from jmle_eval.testing.background import in_thread
+from jmle_eval.testing.background import in_thread, until_stopped
 from jmle_eval.testing.fhirdata import build_store
 from jmle_eval.testing.fhirstore import FhirStore, Resource, SearchError
 
@@ -152,7 +151,7 @@ async def serve(server: FhirServer, host: str, port: int) -> tuple[web.AppRunner
 @contextmanager
 def running(server: FhirServer, host: str = "127.0.0.1") -> Iterator[str]:
     """Run the server on a free port in a background thread; yield its FHIR base URL (ending in "/")."""
-    with in_thread(lambda: serve(server, host, 0), "FHIR test server") as port:
+    with in_thread(lambda: serve(server, host, 0), "FHIR test server") as (port, _):
         yield f"http://{host}:{port}/fhir/"
 
 
@@ -166,22 +165,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
 
-    async def run() -> None:
-        tasks = [] if args.no_tasks else load_tasks(default_root())
-        server = FhirServer(build_store(tasks, seed=args.seed))
-        runner, port = await serve(server, args.host, args.port)
-        if args.port_file:
-            with open(f"{args.port_file}.tmp", "w") as f:
-                f.write(str(port))
-            os.replace(f"{args.port_file}.tmp", args.port_file)
-        print(f"fhirserver listening on http://{args.host}:{port}/fhir/ (pid {os.getpid()})", flush=True)
-        stop = asyncio.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-        await stop.wait()
-        await runner.cleanup()
-
-    asyncio.run(run())
+    tasks = [] if args.no_tasks else load_tasks(default_root())
+    server = FhirServer(build_store(tasks, seed=args.seed))
+    banner = f"fhirserver listening on http://{args.host}:{{port}}/fhir/ (pid {os.getpid()})"
+    asyncio.run(until_stopped(lambda: serve(server, args.host, args.port), args.port_file, banner))
     sys.exit(0)
 
 
