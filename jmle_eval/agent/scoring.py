@@ -18,8 +18,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from jmle_eval import datasets
 from jmle_eval.agent import board, graders
 from jmle_eval.agent.board import AgentSummary as AgentSummary  # the summary record, re-exported
@@ -31,7 +29,7 @@ from jmle_eval.agent.tasks import ACTION_TYPES, QUERY_TYPES, AgentTask, load_tas
 from jmle_eval.io import dump_json, read_regular, write_file
 from jmle_eval.score.parts import Accuracy
 from jmle_eval.score.records import Bootstrap, RunModel
-from jmle_eval.score.runs import Skipped, is_ignored, loads, read_run_info
+from jmle_eval.score.runs import Skipped, is_ignored, loads, read_run_info, stored_summaries
 from jmle_eval.score.summary import UsageTally, as_text, record_cost, tally_accuracy, usage_parts
 
 FORMAT = 1
@@ -277,23 +275,9 @@ def score_agent_dataset(
     if scored:
         summaries = list(scored)
         if settings.get("runs") is not None:  # a partial re-score keeps the other runs on the leaderboard
-            summaries += _other_summaries(paths, name, {s.run for s in scored})
+            summaries += stored_summaries(paths, name, {s.run for s in scored}, AgentSummary)
         board.write(name, card, summaries, paths["leaderboard"], plots=bool(settings.get("plots")))
     return scored
-
-
-def _other_summaries(paths: Mapping[str, Path], dataset: str, exclude: set[str]) -> list[AgentSummary]:
-    """Return the stored summaries of the data set's other runs whose prediction folder still exists."""
-    out = []
-    for path in sorted((paths["scored"] / dataset).glob("*.summary.json")):
-        run = path.name.removesuffix(".summary.json")
-        if run in exclude or not (paths["predictions"] / dataset / run / "run.json").is_file():
-            continue
-        try:
-            out.append(AgentSummary.model_validate_json(path.read_bytes()))
-        except (OSError, ValidationError):
-            continue  # unreadable or of an older format: a plain `python score.py` scores that run again
-    return out
 
 
 def print_agent_results(summaries: Sequence[AgentSummary]) -> None:

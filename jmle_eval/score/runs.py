@@ -19,7 +19,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from jmle_eval.config import CONF_DIR
 from jmle_eval.errors import UserError
@@ -251,3 +253,24 @@ def read_scored(path: Path) -> list[ScoredItem]:
     """Return the scored lines of ``scored/<dataset>/<run>.jsonl`` (as the score stage wrote them)."""
     lines = path.read_text(encoding="utf-8").split("\n")  # not splitlines(): text may hold U+2028, U+0085…
     return [ScoredItem.model_validate_json(line) for line in lines if line.strip()]
+
+
+Summary = TypeVar("Summary", bound=BaseModel)
+
+
+def stored_summaries(paths: Mapping[str, Path], dataset: str, exclude: set[str], model: type[Summary]) -> list[Summary]:
+    """Return the stored summaries (``model``) of the data set's other runs whose prediction folder still exists.
+
+    A partial re-score (``runs=``) keeps them on the leaderboard; an unreadable or older-format summary is left
+    out, and a plain ``python score.py`` scores that run again.
+    """
+    out = []
+    for path in sorted((paths["scored"] / dataset).glob("*.summary.json")):
+        name = path.name.removesuffix(".summary.json")
+        if name in exclude or not (paths["predictions"] / dataset / name / "run.json").is_file():
+            continue
+        try:
+            out.append(model.model_validate_json(path.read_bytes()))
+        except (OSError, ValidationError):
+            continue
+    return out

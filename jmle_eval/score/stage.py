@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
-from pydantic import ValidationError
 
 from jmle_eval.config import load_card, register_resolvers, to_plain
 from jmle_eval.errors import UserError
@@ -44,6 +43,7 @@ from jmle_eval.score.runs import (
     read_run_info,
     run_card,
     select_runs,
+    stored_summaries,
 )
 from jmle_eval.score.summary import run_summary
 
@@ -219,7 +219,7 @@ def _score_dataset(
     if scored:
         summaries = list(scored)
         if settings.get("runs") is not None:  # a partial re-score keeps the other runs on the leaderboard
-            summaries += _other_summaries(paths, name, {s.run for s in scored})
+            summaries += stored_summaries(paths, name, {s.run for s in scored}, RunSummary)
         publish.write(name, card, summaries, paths["leaderboard"], plots=bool(settings.get("plots")))
     return scored
 
@@ -264,20 +264,6 @@ def run(settings: Mapping[str, Any]) -> int:
         )
         return EXIT_SKIPPED
     return 0
-
-
-def _other_summaries(paths: Mapping[str, Path], dataset: str, exclude: set[str]) -> list[RunSummary]:
-    """Return the existing summaries of the data set's other runs whose prediction folder still exists."""
-    out = []
-    for path in sorted((paths["scored"] / dataset).glob("*.summary.json")):
-        name = path.name.removesuffix(".summary.json")
-        if name in exclude or not (paths["predictions"] / dataset / name / "run.json").is_file():
-            continue
-        try:
-            out.append(RunSummary.model_validate_json(path.read_bytes()))
-        except (OSError, ValidationError):
-            continue  # an unreadable or older-format summary: that run is re-scored by a plain `python score.py`
-    return out
 
 
 def _report(datasets: list[str], paths: dict[str, str], runs: list[str] | None) -> None:
