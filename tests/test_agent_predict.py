@@ -145,7 +145,8 @@ def test_fhir_launch_starts_the_server_for_the_run_and_stops_it(tasks, tmp_path)
 def test_kill_9_mid_run_then_resume_plays_every_unfinished_episode_once_more(tasks, fhir, tmp_path):
     model = AgentModel(tasks, SERVED, latency_s=0.05)
     with model_running(model) as url:
-        args = [sys.executable, "predict.py", *_overrides(url, fhir, tmp_path, "dataset.task_types=[4]")]
+        one_at_a_time = ["dataset.task_types=[4]", "provider.max_concurrency=2"]  # episodes end one by one
+        args = [sys.executable, "predict.py", *_overrides(url, fhir, tmp_path, *one_at_a_time)]
         env = {**os.environ, "JMLE_EVAL_DATA_DIR": os.environ.get("JMLE_EVAL_DATA_DIR", "../shared/datasets")}
         process = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         run_dir = tmp_path / "predictions" / "medagentbench" / "smollm2_135m"
