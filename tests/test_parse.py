@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from jmle_eval.score.nfkc import nfkc
 from jmle_eval.score.parse import format_answer, parse, parse_extracted, parse_lenient, strip_reasoning
 
 # (reply, question type, expected answer or None, expected rule, strict)
@@ -202,3 +205,23 @@ def test_parser_never_raises_and_an_answer_always_has_a_rule(text, qtype):
     got = parse(text, qtype)
     assert (got.answer is None) == (got.rule is None)
     assert not got.strict or got.rule == "marker"
+
+
+# Text where NFKC's pieces interact: full-width and half-width forms, kana with voicing marks (combining and
+# spacing), combining accents after ASCII, Hangul jamo, ligatures, compatibility symbols, and any character at all.
+_NFKC_HARD = st.text(
+    alphabet=st.one_of(
+        st.sampled_from(
+            list("aZ9 \n、。【】ー〜あがぱアガパ医師ｱｶﾞﾊﾟﾞﾟ：（）ａＡ０　？％～①℃㎎Ⅱ½²µﬁ…éÅ가\u1100\u1161\u11a8")
+        ),
+        st.sampled_from(["\u0301", "\u0308", "\u3099", "\u309a", "\u309b", "\u309c", "\u0b47", "\u0b3e"]),
+        st.characters(),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(text=_NFKC_HARD)
+def test_fast_nfkc_is_exactly_unicodedata_nfkc(text):
+    assert nfkc(text) == unicodedata.normalize("NFKC", text)

@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import functools
 import re
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from jmle_eval.schema import ANSWER_MARKER
 from jmle_eval.score import parse_en
+from jmle_eval.score.nfkc import nfkc
 
 PARSE_MODES = ("lenient", "extracted")
 DEFAULT_LETTERS = "abcde"
@@ -85,6 +85,8 @@ _EXTRACTED_NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?")
 
 def strip_reasoning(text: str) -> str:
     """Return the reply without ``<think>`` blocks (closed, unclosed or half-stripped) or analysis channels."""
+    if "<" not in text:  # every tag and channel starts with one; most replies have none
+        return text
     if _HARMONY_FINAL in text:
         text = text.rsplit(_HARMONY_FINAL, 1)[1]
     text = _THINK_BLOCK.sub("\n", text)
@@ -99,7 +101,7 @@ def strip_reasoning(text: str) -> str:
 
 def normalise(text: str) -> str:
     """Return the text in the parser's canonical form: NFKC (full-width → ASCII), lower case, no markdown."""
-    text = unicodedata.normalize("NFKC", _CIRCLED.sub("", text)).lower()
+    text = nfkc(_CIRCLED.sub("", text)).lower()
     return _MARKDOWN.sub("", text)
 
 
@@ -192,23 +194,25 @@ def _bare(text: str, qtype: str, letters: str, english: bool = False) -> tuple[s
     return None
 
 
+@functools.lru_cache(maxsize=64)
+def _literal(text: str) -> re.Pattern[str]:
+    return re.compile(re.escape(text))
+
+
 def _marker_hits(body: str, marker: str) -> list[tuple[int, str]]:
     """Return (answer start, rule) of every answer marker in ``body``, in the order they are tried.
 
     Bracketed markers (the required one, then near misses) outrank inline labels
     ("正解は…" is common inside explanations); within each kind the last one wins.
     """
-    hits: list[tuple[int, int, str]] = []  # (start, end, rule)
-    if marker:
-        hits += [(m.start(), m.end(), "marker") for m in re.finditer(re.escape(marker), body)]
-    taken = {start for start, _, _ in hits}
-    hits += [(m.start(), m.end(), "marker_variant") for m in _BRACKET.finditer(body) if m.start() not in taken]
-    covered = [(s, e) for s, e, _ in hits]
-    labels = [(m.start(), m.end(), "label") for m in _INLINE.finditer(body)]
-    hits += [h for h in labels if not any(s <= h[0] < e for s, e in covered)]
-    decisive = sorted((h for h in hits if h[2] != "label"), reverse=True)
-    inline = sorted((h for h in hits if h[2] == "label"), reverse=True)
-    return [(end, rule) for _, end, rule in decisive + inline]
+    decisive = [(m.start(), m.end(), "marker") for m in _literal(marker).finditer(body)] if marker else []
+    taken = {start for start, _, _ in decisive}
+    decisive += [(m.start(), m.end(), "marker_variant") for m in _BRACKET.finditer(body) if m.start() not in taken]
+    decisive.sort(reverse=True)  # (start, end, rule): the last first
+    labels = [m.span() for m in _INLINE.finditer(body)]  # in order of start already
+    return [(end, rule) for _, end, rule in decisive] + [
+        (end, "label") for start, end in reversed(labels) if not any(s <= start < e for s, e, _ in decisive)
+    ]
 
 
 def _unmarked(body: str, qtype: str, letters: str, english: bool = False) -> Parsed:

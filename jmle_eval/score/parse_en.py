@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import functools
 import re
-import unicodedata
+
+from jmle_eval.score.nfkc import nfkc
 
 Form = tuple[str, re.Pattern[str], bool]
 """(rule, where its answer starts: the match's end, decisive)."""
@@ -56,7 +57,7 @@ STRICT_LETTERS = r"[A-Z](?:, ?[A-Z])*|[a-z](?:, ?[a-z])*"
 
 def normalise(text: str) -> str:
     """Return English text in the parser's form: NFKC, no markdown, ``\\text{C}`` → ``C``; case kept."""
-    return _LATEX_TEXT.sub(r"\1", _MARKDOWN.sub("", unicodedata.normalize("NFKC", text)))
+    return _LATEX_TEXT.sub(r"\1", _MARKDOWN.sub("", nfkc(text)))
 
 
 def marker_language(marker: str) -> str:
