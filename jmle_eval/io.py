@@ -114,7 +114,7 @@ _KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"), (s
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
-def read_regular(path: Path) -> bytes:
+def read_regular(path: str | os.PathLike[str]) -> bytes:
     """Return the bytes of the regular file at ``path``; raise ValueError (the reason to skip it) for anything else."""
     try:
         fd = os.open(path, _OPEN_FLAGS)
@@ -126,12 +126,14 @@ def read_regular(path: Path) -> bytes:
             kind = next((name for test, name in _KINDS if test(info.st_mode)), "a device or other special file")
             raise ValueError(f"is {kind}, not a regular file; only regular files are read")
         # Plain os.read: a quarter faster than a file object over 42,000 small files, which pays for
-        # the validation. One byte over the size sees the end in one call; a file still growing loops.
-        chunks: list[bytes] = []
-        size = info.st_size + 1
-        while chunk := os.read(fd, size):
+        # the validation. Asking one byte over the size shows the end in one call (fewer bytes than
+        # asked); a file still growing loops.
+        chunk = os.read(fd, info.st_size + 1)
+        if len(chunk) <= info.st_size:
+            return chunk
+        chunks = [chunk]
+        while chunk := os.read(fd, 1 << 16):
             chunks.append(chunk)
-            size = 1 << 16
         return b"".join(chunks)
     except OSError as exc:
         raise ValueError(f"cannot be read ({exc.strerror or exc})") from exc

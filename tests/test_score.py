@@ -10,8 +10,9 @@ import pytest
 
 from jmle_eval.config import load_card
 from jmle_eval.errors import UserError
-from jmle_eval.io import dump_json
+from jmle_eval.io import dump_json, read_regular
 from jmle_eval.schema import ScoredItem, prediction_problem
+from jmle_eval.score import runs
 from jmle_eval.score import stage as scoring
 from jmle_eval.score.records import RunSummary
 from tests.score_fixtures import (
@@ -428,3 +429,35 @@ def test_pass_lines_come_from_the_card(tmp_path):
         labels = [line.get_label() for line in ax.lines]
         assert [x for x in labels if x.startswith("required")] == [f"required section {r:g}%" for r in required]
         plt.close(fig)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'{"usage": {"completion_tokens": 12}, "latency_s": 1.25, "answer_text": "\\u3010\\u56de\\u7b54\\u3011a"}',
+        b'{"usage": {"completion_tokens": 123456789012345678901234567890}}',  # orjson: a float; json: an int
+        b'{"usage": {"completion_tokens": 9223372036854775808}}',  # one past int64
+        b'{"latency_s": NaN, "x": -Infinity}',  # refused by orjson, read by json
+        b'\xef\xbb\xbf{"a": 1}',  # a byte-order mark
+        b'{"a": "\\ud800"}',  # a lone surrogate
+        b'{"a": 1, "a": 2}',  # the last duplicate wins in both
+        b'{"a": 1e400, "b": -0.0, "c": 1.0}',
+    ],
+)
+def test_prediction_files_are_read_as_json_reads_them(data):
+    assert repr(runs.loads(data)) == repr(json.loads(data))  # repr: NaN != NaN, and 1 == 1.0 is not enough
+
+
+@pytest.mark.parametrize("data", [b'{"a": 1', b"", b'{"a": "\xff"}', b'{"a": 1} x', b'{"a": "x\ty"}'])
+def test_a_file_json_cannot_read_is_refused_with_the_reason(data):
+    with pytest.raises(ValueError, match="is not valid JSON"):
+        runs.loads(data)
+
+
+def test_a_file_read_while_it_grows_is_read_whole():
+    # /proc files say size 0 and then give more: the read goes on to the end instead of stopping at the size.
+    status = Path("/proc/self/status")
+    if not status.exists():
+        pytest.skip("no /proc here")
+    data = read_regular(status)
+    assert status.stat().st_size == 0 and b"\nPid:" in data and data.endswith(b"\n")

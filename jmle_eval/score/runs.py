@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
 from pydantic import BaseModel, ValidationError
 
 from jmle_eval.config import CONF_DIR
@@ -62,8 +63,24 @@ def read_json(path: Path) -> Any:
     return loads(read_regular(path))
 
 
+_DIGITS_ONLY = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
+_LONG_NUMBER = b"0" * 19
+"""19 digits in a row (after ``_DIGITS_ONLY`` makes every digit a 0): a number orjson would read differently
+(an integer past 64 bits becomes a float). A regular expression takes five times longer to look."""
+
+
 def loads(data: bytes) -> Any:
-    """Return the parsed JSON of a file's bytes; raise ValueError with the reason to skip the file."""
+    """Return the parsed JSON of a file's bytes; raise ValueError with the reason to skip the file.
+
+    orjson reads a prediction file three times faster than ``json`` (a tenth of scoring time); what it
+    refuses or might read differently (NaN, a byte-order mark, a lone surrogate, huge numbers) goes to
+    ``json``, so every file gets the same value, or the same refusal, as before.
+    """
+    if _LONG_NUMBER not in data.translate(_DIGITS_ONLY):
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass
     try:
         return json.loads(data)
     except ValueError as exc:  # JSON and UTF-8 decode errors
@@ -139,7 +156,7 @@ def read_predictions(
     for name in names:
         if is_ignored(name):
             continue
-        path = run_dir / name
+        path = os.path.join(run_dir, name)  # a str: a Path per file costs more than reading it
         qid = name[:-5] if name.endswith(".json") else None
         if qid is not None and repeats > 1:  # <id>.r<i>.json only: a one-sample file does not belong here
             sample = _SAMPLE.fullmatch(qid)
