@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import logging
 import os
 import re
@@ -54,19 +55,24 @@ def run_hydra(main: Callable[[], Any], config_name: str) -> None:
         check_overrides(argv, config_name)
     except UserError as exc:
         fail(str(exc), exc.exit_code)
-    if os.environ.get(_RAISE):  # the user asked for Hydra's own report, traceback included
-        with _skip_mode_probe(argv):
-            main()
-        return
-    os.environ[_RAISE] = "1"
     try:
-        with _skip_mode_probe(argv):
-            main()
-    except Exception as exc:
-        if getattr(exc, "jmle_task_error", False):  # a bug in the task, not a config mistake
-            raise
-        _remove_sweep_record(exc)
-        fail(explain(exc, config_name))
+        if os.environ.get(_RAISE):  # the user asked for Hydra's own report, traceback included
+            with _skip_mode_probe(argv):
+                main()
+            return
+        os.environ[_RAISE] = "1"
+        try:
+            with _skip_mode_probe(argv):
+                main()
+        except Exception as exc:
+            if getattr(exc, "jmle_task_error", False):  # a bug in the task, not a config mistake
+                raise
+            _remove_sweep_record(exc)
+            fail(explain(exc, config_name))
+    finally:
+        # The process exits next. Frozen, its objects are skipped by Python's last garbage collection,
+        # which otherwise scans them all for nothing: 0.1 s after scoring 20 runs (bench/RESULTS.md).
+        gc.freeze()
 
 
 def mode_may_be_set(argv: list[str]) -> bool:

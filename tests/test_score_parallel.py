@@ -7,6 +7,8 @@ a scoring with one worker against one with several, plots included (drawn in wor
 
 from __future__ import annotations
 
+import gc
+import threading
 from pathlib import Path
 
 import pytest
@@ -50,3 +52,24 @@ def test_ordered_map_keeps_the_order_and_runs_the_meanwhile_step(monkeypatch):
     monkeypatch.setattr(parallel, "cores", lambda: 3)
     assert list(parallel.ordered_map(abs, [-3, 1, -2, 5], lambda: seen.append("warm"))) == [3, 1, 2, 5]
     assert seen == ["warm"]
+
+
+def _freeze_count_and_lock_state(job: tuple[int, threading.Lock]) -> tuple[int, int, bool]:
+    """In a worker: the job's number, how many objects its GC leaves alone, and the job's lock as inherited."""
+    number, lock = job
+    return number, gc.get_freeze_count(), lock.locked()
+
+
+def test_workers_inherit_their_jobs_unpickled_and_frozen(monkeypatch):
+    # A lock cannot be pickled: the jobs reach the workers only because they are forked with them.
+    # Frozen at the fork, the inherited objects are not scanned (nor their pages copied) by the
+    # workers' collector; this process is unfrozen again when the map ends.
+    monkeypatch.setattr(parallel, "cores", lambda: 2)
+    held = threading.Lock()
+    held.acquire()
+    jobs = [(n, held if n % 2 else threading.Lock()) for n in range(4)]
+    got = list(parallel.ordered_map(_freeze_count_and_lock_state, jobs))
+    held.release()
+    assert [(n, locked) for n, _, locked in got] == [(0, False), (1, True), (2, False), (3, True)]
+    assert all(frozen > 1000 for _, frozen, _ in got)
+    assert gc.get_freeze_count() == 0
