@@ -72,7 +72,7 @@ _LONG_NUMBER = b"0" * 19
 def loads(data: bytes) -> Any:
     """Return the parsed JSON of a file's bytes; raise ValueError with the reason to skip the file.
 
-    orjson reads a prediction file three times faster than ``json`` (a tenth of scoring time); what it
+    orjson reads a prediction file in 40 % of ``json``'s time (json was a tenth of scoring time); what it
     refuses or might read differently (NaN, a byte-order mark, a lone surrogate, huge numbers) goes to
     ``json``, so every file gets the same value, or the same refusal, as before.
     """
