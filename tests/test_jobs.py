@@ -116,10 +116,10 @@ def flag(argv: list[str], name: str) -> str | None:
     return argv[argv.index(name) + 1] if name in argv else None
 
 
-def test_shellcheck_passes_on_every_job_script():
+def test_shellcheck_passes_on_every_shell_script():
     shellcheck = shutil.which("shellcheck") or str(Path(sys.executable).with_name("shellcheck"))
     done = subprocess.run(
-        [shellcheck, "-x", *map(str, SCRIPTS), str(JOBS / "common.sh")],
+        [shellcheck, "-x", *map(str, SCRIPTS), str(JOBS / "common.sh"), *map(str, (REPO / "tools").glob("*.sh"))],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -127,6 +127,7 @@ def test_shellcheck_passes_on_every_job_script():
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert {p.name for p in SCRIPTS} >= {"a100_tp4.sh", "a100_dp4.sh", "a100_shard.sh", "ray_multinode.sh"}
+    assert (REPO / "tools" / "install_llama_cpp.sh").is_file()
 
 
 @pytest.mark.parametrize("script", [p.name for p in SCRIPTS])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import signal
 import subprocess
@@ -18,6 +19,7 @@ import pytest
 from jmle_eval import serving
 from jmle_eval.config import compose
 from jmle_eval.errors import UserError
+from jmle_eval.serving.process import ServerProcess, free_port
 from tests.conftest import REPO, run_python
 from tests.fakebin import alive, fake_env, kill_recorded, records, wait_until
 
@@ -253,6 +255,31 @@ def test_server_that_crashes_at_start_fails_fast_with_its_log(tmp_path, engines,
     message = str(info.value)
     assert "exited with code 3" in message and "CUDA out of memory" in message
     assert not alive(records(engines)[0]["pid"])
+
+
+@pytest.mark.parametrize("engine", ["llama_cpp", "vllm"])
+def test_server_killed_by_sigill_is_named_and_llama_cpp_is_told_how_to_rebuild(tmp_path, engine):
+    # A real process killed by SIGILL, as llama.cpp's AMX kernels are on some Intel CPUs (no core file).
+    suicide = "import os, resource, signal; resource.setrlimit(resource.RLIMIT_CORE, (0, 0)); os.kill(os.getpid(), 4)"
+    process = ServerProcess(
+        argv=[sys.executable, "-c", suicide],
+        env=dict(os.environ),
+        log=tmp_path / "server.log",
+        host="127.0.0.1",
+        port=free_port(),
+        served_name="m",
+        engine=engine,
+        stop_grace_s=2,
+    )
+    process.start()
+    try:
+        with pytest.raises(UserError) as info:
+            process.wait_ready(20)
+    finally:
+        process.stop()
+    message = str(info.value)
+    assert f"The {engine} server was killed by signal 4 (SIGILL) before it was ready." in message, message
+    assert ("`bash tools/install_llama_cpp.sh`" in message) is (engine == "llama_cpp"), message
 
 
 def test_server_that_never_becomes_ready_times_out_with_its_log(tmp_path, engines, monkeypatch):

@@ -36,6 +36,7 @@ from jmle_eval.io import atomic_write, mask
 
 PGID_FILE_ENV = "JMLE_SERVER_PGID_FILE"
 _TAIL_LINES = 20
+_SIGNALS = {int(s) for s in signal.Signals}
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback must not go through a proxy
 
 
@@ -156,6 +157,23 @@ class ServerProcess:
             return None
         return info.si_status if info.si_code == os.CLD_EXITED else -info.si_status
 
+    def ended(self, code: int) -> str:
+        """Say how the server ended: its exit code, or the signal that killed it."""
+        if code >= 0:
+            return f"exited with code {code}"
+        return f"was killed by signal {-code} ({signal.Signals(-code).name if -code in _SIGNALS else 'unknown'})"
+
+    def advice(self, code: int) -> str:
+        """Return sentences on how to fix a known cause of this ending (with a leading space), or ""."""
+        if -code == signal.SIGILL and self.engine == "llama_cpp":
+            return (
+                " It ran an instruction this CPU refused: pip compiles llama.cpp for the machine it builds on, "
+                "its AMX kernels crash on some Intel CPUs, and a wheel built on another CPU fails the same way. "
+                "Rebuild it with `bash tools/install_llama_cpp.sh` (no AMX kernels, one wheel per CPU type), "
+                "then run the same command again."
+            )
+        return ""
+
     def tail(self, lines: int = _TAIL_LINES) -> str:
         """Return the last lines of the server log (API key masked)."""
         try:
@@ -177,10 +195,9 @@ class ServerProcess:
         while True:
             code = self.exit_code()
             if code is not None:
-                how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
                 raise UserError(
-                    f"The {self.engine} server {how} before it was ready. Fix the cause shown in its log "
-                    f"({self.log}), which ends with:\n{self.tail()}"
+                    f"The {self.engine} server {self.ended(code)} before it was ready.{self.advice(code)} "
+                    f"Fix the cause shown in its log ({self.log}), which ends with:\n{self.tail()}"
                 )
             if not healthy:
                 status, _ = _get(f"{root}/health", self.secret)
@@ -259,7 +276,8 @@ class ServerProcess:
         """Block until Ctrl-C/SIGTERM; raise UserError if the server dies first."""
         while (code := self.exit_code()) is None:
             time.sleep(0.5)
-        raise UserError(f"The {self.engine} server exited with code {code}. Its log ends with:\n{self.tail()}")
+        how = f"The {self.engine} server {self.ended(code)}.{self.advice(code)}"
+        raise UserError(f"{how} Its log ends with:\n{self.tail()}")
 
 
 @contextlib.contextmanager

@@ -244,7 +244,7 @@ def test_a_launched_server_that_dies_is_reported_with_its_log_tail_at_once(tmp_p
     finally:
         proc.kill()
     assert proc.returncode == 3, err
-    assert "server launched for this run exited with code -9" in err and "which ends with:" in err, err
+    assert "server launched for this run was killed by signal 9 (SIGKILL)" in err and "ends with:" in err, err
     assert "Traceback" not in err
     assert all(r["status"] == "ok" for r in read_run(run_dir).values())
 
