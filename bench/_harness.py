@@ -370,8 +370,20 @@ def save(bench: str, record: dict[str, Any]) -> Path:
     return path
 
 
+def compile_bytecode() -> None:
+    """Compile the project's modules to ``__pycache__`` so timed runs load bytecode, as an installed package does.
+
+    Where PYTHONDONTWRITEBYTECODE is set (some sandboxes and containers), Python never writes ``.pyc`` files and
+    would compile every module of ours at every start: about 0.5 s more per start (measured 2026-12-01).
+    """
+    import compileall
+
+    compileall.compile_dir(REPO / "jmle_eval", quiet=1)
+
+
 def announce_machine() -> dict[str, Any]:
-    """Print the one-line machine description every benchmark starts with; return the full record."""
+    """Compile our bytecode, print the one-line machine description every benchmark starts with; return it all."""
+    compile_bytecode()
     info = machine()
     print(f"{info['cpu']}, {info['cores']} cores, {info['ram_gib']} GiB, Python {info['python']}, {info['date_utc']}")
     return info
