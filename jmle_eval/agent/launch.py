@@ -67,7 +67,7 @@ def _wait(process: ServerProcess, base_url: str, timeout_s: float) -> None:
         code = process.exit_code()
         if code is not None:
             raise UserError(
-                f"The FHIR server command {process.ended(code)} before it answered. Its log ({process.log}) "
+                f"The FHIR server command {process.ended(code, 'before it answered')} Its log ({process.log}) "
                 f"ends with:\n{process.tail()}"
             )
         why = answers(base_url, timeout_s=5.0)

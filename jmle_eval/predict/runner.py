@@ -50,8 +50,8 @@ def serve(job: Job, cfg: DictConfig) -> Iterator[tuple[str, Callable[[], str | N
             if code is None:
                 return None
             return (
-                f"The {process.engine} server launched for this run {process.ended(code)} while the run was "
-                f"going.{process.advice(code)} Its log ({process.log}) ends with:\n{process.tail()}\n"
+                f"The {process.engine} server launched for this run {process.ended(code, 'while the run was going')} "
+                f"Its log ({process.log}) ends with:\n{process.tail()}\n"
             ).rstrip()
 
         yield process.base_url, died

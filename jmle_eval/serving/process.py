@@ -157,22 +157,25 @@ class ServerProcess:
             return None
         return info.si_status if info.si_code == os.CLD_EXITED else -info.si_status
 
-    def ended(self, code: int) -> str:
-        """Say how the server ended: its exit code, or the signal that killed it."""
-        if code >= 0:
-            return f"exited with code {code}"
-        return f"was killed by signal {-code} ({signal.Signals(-code).name if -code in _SIGNALS else 'unknown'})"
+    def ended(self, code: int, when: str = "") -> str:
+        """Say how the server ended (``when``, e.g. "before it was ready"), as sentences for an error message.
 
-    def advice(self, code: int) -> str:
-        """Return sentences on how to fix a known cause of this ending (with a leading space), or ""."""
+        The exit code, or the signal that killed it by name, then how to fix a known cause: a llama.cpp
+        server killed by SIGILL was built with kernels this CPU cannot run.
+        """
+        if code >= 0:
+            how = f"exited with code {code}"
+        else:
+            how = f"was killed by signal {-code} ({signal.Signals(-code).name if -code in _SIGNALS else 'unknown'})"
+        how = f"{how} {when}." if when else f"{how}."
         if -code == signal.SIGILL and self.engine == "llama_cpp":
-            return (
+            how += (
                 " It ran an instruction this CPU refused: pip compiles llama.cpp for the machine it builds on, "
                 "its AMX kernels crash on some Intel CPUs, and a wheel built on another CPU fails the same way. "
                 "Rebuild it with `bash tools/install_llama_cpp.sh` (no AMX kernels, one wheel per CPU type), "
                 "then run the same command again."
             )
-        return ""
+        return how
 
     def tail(self, lines: int = _TAIL_LINES) -> str:
         """Return the last lines of the server log (API key masked)."""
@@ -196,8 +199,8 @@ class ServerProcess:
             code = self.exit_code()
             if code is not None:
                 raise UserError(
-                    f"The {self.engine} server {self.ended(code)} before it was ready.{self.advice(code)} "
-                    f"Fix the cause shown in its log ({self.log}), which ends with:\n{self.tail()}"
+                    f"The {self.engine} server {self.ended(code, 'before it was ready')} Fix the cause shown in "
+                    f"its log ({self.log}), which ends with:\n{self.tail()}"
                 )
             if not healthy:
                 status, _ = _get(f"{root}/health", self.secret)
@@ -276,8 +279,7 @@ class ServerProcess:
         """Block until Ctrl-C/SIGTERM; raise UserError if the server dies first."""
         while (code := self.exit_code()) is None:
             time.sleep(0.5)
-        how = f"The {self.engine} server {self.ended(code)}.{self.advice(code)}"
-        raise UserError(f"{how} Its log ends with:\n{self.tail()}")
+        raise UserError(f"The {self.engine} server {self.ended(code)} Its log ends with:\n{self.tail()}")
 
 
 @contextlib.contextmanager
